@@ -1,0 +1,149 @@
+"""The backward engine: walks the graph from a tensor back to the leaves.
+
+1. `topological_order` counts, for every node reachable from the root, how many nodes
+   inside this graph consume its output (an explicit stack, no recursion: a 100,000-op
+   chain is a loop, not a RecursionError).
+2. Kahn's algorithm: a node runs only when every consumer has added its gradient into the
+   node's buffer, so gradients that meet at a node are summed before they flow on.
+3. Each gradient is reduced to its input's shape (`unbroadcast`) and dtype, then either
+   accumulated into a leaf's `.grad` or added to the producing node's buffer.
+4. Unless `retain_graph`, each node drops its saved arrays and edges once it has run, so
+   memory is released as backward proceeds; a second backward raises a clear error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .function import Function
+from .tensor import Tensor, _make_tensor
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple, op_name: str = "backward") -> np.ndarray:
+    """Sum `grad` over the axes that broadcasting added or stretched, giving `shape`.
+
+    Leading axes that the input did not have are summed away; axes where the input had
+    size 1 and the gradient does not are summed with keepdims.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise RuntimeError(f"{op_name}: gradient of shape {grad.shape} has fewer dims than its input {shape}")
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, (s, g) in enumerate(zip(shape, grad.shape)) if s == 1 and g != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    if grad.shape != shape:
+        raise RuntimeError(
+            f"{op_name}: backward produced a gradient of shape {grad.shape} "
+            f"that cannot be reduced to the input's shape {shape}"
+        )
+    return grad
+
+
+def _freed_graph_error(node: Function) -> RuntimeError:
+    return RuntimeError(
+        f"{type(node).__name__}: trying to backward through the graph a second time "
+        "(its saved arrays were freed after the first backward); "
+        "call backward(retain_graph=True) the first time if you need to"
+    )
+
+
+def topological_order(root: Function) -> dict:
+    """Map each node reachable from `root` to the number of its consumers in this graph."""
+    consumers: dict = {root: 0}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        edges = node.edges
+        if edges is None:
+            raise _freed_graph_error(node)
+        for parent in edges:
+            if isinstance(parent, Function):
+                if parent in consumers:
+                    consumers[parent] += 1
+                else:
+                    consumers[parent] = 1
+                    stack.append(parent)
+    return consumers
+
+
+def _accumulate_leaf(leaf: Tensor, grad: np.ndarray) -> None:
+    if leaf.grad is None:
+        # Copy: `grad` may be a view of another array or shared with a sibling input.
+        leaf.grad = _make_tensor(np.array(grad, dtype=leaf.data.dtype, copy=True), False, None)
+    else:
+        leaf.grad.data += grad
+
+
+def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf), weighted by `grad`, into every leaf's `.grad`."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no grad_fn "
+            "(was it created under no_grad, or from inputs that do not require grad?)"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implicitly created only for scalar outputs; got shape {root.shape}. "
+                "Pass grad= of the same shape, or reduce the tensor (e.g. .sum()) first"
+            )
+        grad = np.ones_like(root.data)
+    else:
+        grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.data.dtype)
+        if grad.shape != root.data.shape:
+            raise RuntimeError(f"backward: grad has shape {grad.shape} but the tensor has shape {root.shape}")
+
+    if root.grad_fn is None:
+        _accumulate_leaf(root, grad)
+        return
+
+    pending = topological_order(root.grad_fn)
+    buffers = {root.grad_fn: grad}
+    owned: set = set()  # nodes whose buffer array was allocated here and may be added to in place
+    ready = [root.grad_fn]
+    while ready:
+        node = ready.pop()
+        edges = node.edges
+        node_grad = buffers.pop(node, None)
+        if node_grad is None:
+            # No gradient reached this node (every consumer returned None for it): it still
+            # counts as done for its parents, which may receive gradients by other paths.
+            grads = (None,) * len(edges)
+        else:
+            owned.discard(node)
+            grads = node.backward(node, node_grad)
+            if type(grads) is not tuple:
+                grads = (grads,)
+            if len(grads) != len(edges):
+                raise RuntimeError(
+                    f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(edges)} inputs"
+                )
+        for parent, g, shape, dtype in zip(edges, grads, node.input_shapes, node.input_dtypes):
+            if parent is None:
+                continue
+            is_node = isinstance(parent, Function)
+            if g is not None:
+                if g.shape != shape:
+                    g = unbroadcast(g, shape, type(node).__name__)
+                if g.dtype != dtype:
+                    g = g.astype(dtype)
+                if not is_node:
+                    _accumulate_leaf(parent, g)
+                elif parent not in buffers:
+                    buffers[parent] = g
+                elif parent in owned:
+                    buffers[parent] += g
+                else:
+                    buffers[parent] = buffers[parent] + g
+                    owned.add(parent)
+            if is_node:
+                pending[parent] -= 1
+                if pending[parent] == 0:
+                    ready.append(parent)
+        if not retain_graph:
+            node.saved_arrays = None
+            node.edges = None

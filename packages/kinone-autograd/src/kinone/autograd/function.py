@@ -1,0 +1,94 @@
+"""`Function`: one differentiable operation, and the graph node it leaves behind.
+
+A Function subclass defines two static methods on NumPy arrays:
+
+    forward(ctx, *arrays, **attrs) -> array
+    backward(ctx, grad) -> one gradient (array or None) per array input
+
+`ctx` is the instance of the subclass created by `apply`; it is also the graph node. It
+keeps only what backward needs: the arrays given to `ctx.save_for_backward(...)`, any
+small values the forward stored on it (shapes, axes), the attributes, and `edges` to the
+nodes (or leaf tensors) that produced its inputs. It never holds the input tensors, so an
+activation is freed as soon as nothing saved it.
+
+Backward always returns gradients shaped like the *output* of broadcasting; the engine
+reduces them to each input's shape (`unbroadcast`) and casts them to the input's dtype, so
+no op repeats that logic. Backward must not modify `grad` in place: the same array may be
+passed on to several nodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import tracing
+from .grad_mode import is_grad_enabled
+from .tensor import Tensor, _make_tensor
+
+
+class Function:
+    """Base class of every differentiable operation (see the module docstring)."""
+
+    __slots__ = ("saved_arrays", "needs_input_grad", "edges", "input_shapes", "input_dtypes", "attrs", "__dict__")
+
+    # ------------------------------------------------------------------ subclass API
+    @staticmethod
+    def forward(ctx, *arrays, **attrs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep `arrays` until backward has run (freed afterwards unless retain_graph)."""
+        self.saved_arrays = arrays
+
+    @property
+    def saved(self) -> tuple:
+        """The arrays given to `save_for_backward`; an error once the graph was freed."""
+        arrays = self.saved_arrays
+        if arrays is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: trying to backward through the graph a second time "
+                "(its saved arrays were freed after the first backward); "
+                "call backward(retain_graph=True) the first time if you need to"
+            )
+        return arrays
+
+    # ------------------------------------------------------------------ running
+    @classmethod
+    def apply(cls, *inputs, **attrs) -> Tensor:
+        """Run `forward` on the inputs' arrays and, when grad mode is on and some input
+        requires grad, record this call as a node of the graph."""
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(
+                    f"{cls.__name__}: every positional input must be a Tensor, got {type(t).__name__}; "
+                    "pass non-tensor options as keyword attributes"
+                )
+        record = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        ctx = cls.__new__(cls)
+        ctx.saved_arrays = ()
+        ctx.attrs = attrs
+        ctx.needs_input_grad = tuple(t.requires_grad for t in inputs) if record else (False,) * len(inputs)
+        data = cls.forward(ctx, *[t.data for t in inputs], **attrs)
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
+        if record:
+            if data.dtype.kind not in "fc":
+                raise TypeError(f"{cls.__name__}: a differentiable op produced a non-floating output of dtype {data.dtype}")
+            ctx.edges = tuple(
+                t.grad_fn if t.grad_fn is not None else (t if t.requires_grad else None) for t in inputs
+            )
+            ctx.input_shapes = tuple(t.data.shape for t in inputs)
+            ctx.input_dtypes = tuple(t.data.dtype for t in inputs)
+            out = _make_tensor(data, True, ctx)
+        else:
+            out = _make_tensor(data, False, None)
+        if tracing._apply_hooks:
+            tracing._notify(cls, inputs, out, attrs)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"

@@ -1,0 +1,1 @@
+"""The differentiable operations of kinone.autograd, one family per module."""

@@ -1,0 +1,417 @@
+"""`Tensor`: a NumPy array with a gradient and a link to the op that made it.
+
+dtype rules (DESIGN.md section 2): Python floats (and lists of them) become float32, Python
+ints int64, bools bool; NumPy arrays keep their dtype (float64 survives, as gradcheck needs).
+A Python scalar meeting a tensor takes the tensor's floating dtype, so `x * 2.0` stays
+float32, as in PyTorch. Only floating-point tensors can require grad.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+DEFAULT_FLOAT = np.float32
+
+
+def _to_array(data, dtype=None) -> np.ndarray:
+    """Convert user data to an array following Kinone's dtype rules (copies Python data,
+    never copies an ndarray of the right dtype)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    array = np.asarray(data, dtype=dtype)
+    if dtype is None and array.dtype == np.float64 and not isinstance(data, np.floating):
+        array = array.astype(DEFAULT_FLOAT)  # Python floats -> float32
+    return array
+
+
+def _check_can_require_grad(array: np.ndarray) -> None:
+    if array.dtype.kind not in "fc":
+        raise TypeError(
+            f"requires_grad: only floating-point tensors can require gradients; got dtype {array.dtype}"
+        )
+
+
+def _make_tensor(data: np.ndarray, requires_grad: bool, grad_fn) -> "Tensor":
+    """Fast constructor for op outputs: no conversion, no checks."""
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t.grad = None
+    t.requires_grad = requires_grad
+    t.grad_fn = grad_fn
+    return t
+
+
+def _dims(dim):
+    return dim if dim is None or isinstance(dim, int) else tuple(dim)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it for backward.
+
+    `.data` is the wrapped `numpy.ndarray`; `.grad` is a `Tensor` (or None) filled by
+    `backward()`; `.grad_fn` is the Function node that produced it (None for leaves).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
+    # NumPy must defer to our reflected operators: `ndarray * Tensor` -> Tensor.__rmul__.
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self.grad_fn = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements (NumPy's `size`; PyTorch's `numel()`)."""
+        return self.data.size
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied), as PyTorch's `.numpy()`."""
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor can be converted to a Python scalar; got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        return _make_tensor(self.data, False, None)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad:
+            _check_can_require_grad(self.data)
+        elif self.grad_fn is not None:
+            raise RuntimeError("requires_grad_: cannot turn off gradients of a non-leaf tensor; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def zero_grad(self) -> None:
+        """Drop the accumulated gradient (sets `.grad` to None, as PyTorch's set_to_none)."""
+        self.grad = None
+
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into the `.grad` of every leaf it depends on."""
+        _engine.backward(self, grad, retain_graph)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self.data.size} elements is ambiguous")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors can be used as an index, got dtype {self.dtype}")
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        extras = []
+        if self.data.dtype not in (np.float32, np.int64, np.bool_):
+            extras.append(f"dtype={self.data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}Backward>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # ------------------------------------------------------------------ dtype
+    def to(self, dtype) -> "Tensor":
+        """Cast to `dtype` (differentiable between floating dtypes)."""
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        return Cast.apply(self, dtype=dtype)
+
+    def float(self) -> "Tensor":
+        return self.to(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.to(np.int64)
+
+    # ------------------------------------------------------------------ arithmetic
+    def _operand(self, other) -> "Tensor":
+        """Turn the other side of a binary op into a Tensor; Python scalars take our dtype."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, numbers.Number):
+            kind = self.data.dtype.kind
+            if kind in "fc" or (kind in "iu" and isinstance(other, numbers.Integral)):
+                return _make_tensor(np.asarray(other, dtype=self.data.dtype), False, None)
+        return Tensor(other)
+
+    def __add__(self, other):
+        return Add.apply(self, self._operand(other))
+
+    def __radd__(self, other):
+        return Add.apply(self._operand(other), self)
+
+    def __sub__(self, other):
+        return Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other):
+        return Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other):
+        return Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other):
+        return Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other):
+        return Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        return Div.apply(self._operand(other), self)
+
+    def __pow__(self, exponent):
+        return Pow.apply(self, self._operand(exponent))
+
+    def __rpow__(self, base):
+        return Pow.apply(self._operand(base), self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __matmul__(self, other):
+        return matmul(self, self._operand(other))
+
+    def __rmatmul__(self, other):
+        return matmul(self._operand(other), self)
+
+    def matmul(self, other):
+        return matmul(self, self._operand(other))
+
+    # Comparisons are not differentiable: they return boolean tensors outside the graph.
+    def _compare(self, other, ufunc) -> "Tensor":
+        other_data = other.data if isinstance(other, Tensor) else other
+        return _make_tensor(ufunc(self.data, other_data), False, None)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    # ------------------------------------------------------------------ elementwise
+    def exp(self):
+        return Exp.apply(self)
+
+    def log(self):
+        return Log.apply(self)
+
+    def sqrt(self):
+        return Sqrt.apply(self)
+
+    def tanh(self):
+        return Tanh.apply(self)
+
+    def sigmoid(self):
+        return Sigmoid.apply(self)
+
+    def relu(self):
+        return ReLU.apply(self)
+
+    def abs(self):
+        return Abs.apply(self)
+
+    def clip(self, min=None, max=None):
+        """Clamp into [min, max]; the gradient passes where min <= x <= max (as torch.clamp)."""
+        if min is None and max is None:
+            raise ValueError("clip: at least one of min and max must be given")
+        return Clip.apply(self, min=min, max=max)
+
+    clamp = clip
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim: bool = False):
+        return Sum.apply(self, dim=_dims(dim), keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False):
+        return Mean.apply(self, dim=_dims(dim), keepdim=keepdim)
+
+    def amax(self, dim=None, keepdim: bool = False):
+        return Amax.apply(self, dim=_dims(dim), keepdim=keepdim)
+
+    def amin(self, dim=None, keepdim: bool = False):
+        return Amin.apply(self, dim=_dims(dim), keepdim=keepdim)
+
+    def max(self):
+        """Largest element (the gradient is shared evenly between tied maxima)."""
+        return Amax.apply(self, dim=None, keepdim=False)
+
+    def min(self):
+        """Smallest element (the gradient is shared evenly between tied minima)."""
+        return Amin.apply(self, dim=None, keepdim=False)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        """Variance; `correction=1` (or `unbiased=True`, the default) divides by N - 1."""
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        elif unbiased is not None:
+            raise ValueError("var: give either unbiased or correction, not both")
+        return Var.apply(self, dim=_dims(dim), keepdim=keepdim, correction=correction)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        return LogSumExp.apply(self, dim=_dims(dim), keepdim=keepdim)
+
+    def softmax(self, dim):
+        return Softmax.apply(self, dim=dim)
+
+    def log_softmax(self, dim):
+        return LogSoftmax.apply(self, dim=dim)
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        return Reshape.apply(self, shape=tuple(shape))
+
+    view = reshape
+
+    def permute(self, *dims):
+        dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
+        if sorted(d % self.ndim for d in dims) != list(range(self.ndim)):
+            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {self.ndim} dims of shape {self.shape}")
+        return Permute.apply(self, dims=tuple(d % self.ndim for d in dims))
+
+    def transpose(self, dim0: int, dim1: int):
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return Permute.apply(self, dims=tuple(dims))
+
+    @property
+    def T(self):
+        """All dims reversed (as NumPy's `.T`)."""
+        return Permute.apply(self, dims=tuple(reversed(range(self.ndim))))
+
+    def unsqueeze(self, dim: int):
+        ndim = self.ndim + 1
+        if not -ndim <= dim < ndim:
+            raise IndexError(f"unsqueeze: dim {dim} out of range for a tensor of {self.ndim} dims")
+        dim %= ndim
+        return Reshape.apply(self, shape=self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shape = tuple(s for s in self.shape if s != 1)
+        else:
+            dims = {d % self.ndim for d in ((dim,) if isinstance(dim, int) else dim)}
+            shape = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
+        return Reshape.apply(self, shape=shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return Reshape.apply(self, shape=(1,))
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+        merged = int(np.prod(self.shape[start : end + 1]))
+        return Reshape.apply(self, shape=self.shape[:start] + (merged,) + self.shape[end + 1 :])
+
+    def expand(self, *sizes):
+        sizes = sizes[0] if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
+        sizes = tuple(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"expand: {len(sizes)} sizes given for a tensor of {self.ndim} dims (shape {self.shape})")
+        lead = len(sizes) - self.ndim
+        shape = tuple(
+            (self.shape[i - lead] if size == -1 else size) if i >= lead else size for i, size in enumerate(sizes)
+        )
+        return Expand.apply(self, shape=shape)
+
+    def __getitem__(self, index):
+        return GetItem.apply(self, index=_normalize_index(index))
+
+
+def _normalize_index(index):
+    """Turn Tensors and lists inside an index into arrays (integer or boolean)."""
+    if isinstance(index, tuple):
+        return tuple(_normalize_index_part(i) for i in index)
+    return _normalize_index_part(index)
+
+
+def _normalize_index_part(part):
+    if isinstance(part, Tensor):
+        return part.data
+    if isinstance(part, list):
+        return np.asarray(part)
+    return part
+
+
+# Ops are bound at the bottom: they import Function, which imports this module.
+from . import engine as _engine  # noqa: E402
+from .ops.arithmetic import Add, Div, Mul, Neg, Pow, Sub  # noqa: E402
+from .ops.elementwise import Abs, Cast, Clip, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh  # noqa: E402
+from .ops.indexing import GetItem  # noqa: E402
+from .ops.matmul import matmul  # noqa: E402
+from .ops.reduction import Amax, Amin, LogSumExp, Mean, Sum, Var  # noqa: E402
+from .ops.shape import Expand, Permute, Reshape  # noqa: E402
+from .ops.softmax import LogSoftmax, Softmax  # noqa: E402
