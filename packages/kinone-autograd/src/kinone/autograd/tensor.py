@@ -171,6 +171,8 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
             return self
+        if dtype.kind not in "fc":  # an integer or boolean result has no gradient
+            return _make_tensor(self.data.astype(dtype), False, None)
         return Cast.apply(self, dtype=dtype)
 
     def float(self) -> "Tensor":

@@ -78,8 +78,8 @@ class Where(Function):
 
 
 class Maximum(Function):
-    """y = max(a, b) elementwise;  the gradient goes to the larger input, split in half on ties
-    (as torch.maximum)."""
+    """y = max(a, b) elementwise;  dL/da = g * ([a > b] + ½[a = b]),  dL/db = g * ([b > a] + ½[a = b])
+    (ties split the gradient in half, as torch.maximum)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -98,8 +98,8 @@ class Maximum(Function):
 
 
 class Minimum(Function):
-    """y = min(a, b) elementwise;  the gradient goes to the smaller input, split in half on ties
-    (as torch.minimum)."""
+    """y = min(a, b) elementwise;  dL/da = g * ([a < b] + ½[a = b]),  dL/db = g * ([b < a] + ½[a = b])
+    (ties split the gradient in half, as torch.minimum)."""
 
     @staticmethod
     def forward(ctx, a, b):

@@ -34,10 +34,10 @@ class MatMul(Function):
     def backward(ctx, grad):
         a, b = ctx.saved
         a_ndim, b_ndim = len(ctx.input_shapes[0]), len(ctx.input_shapes[1])
-        if a_ndim == 1:
-            grad = np.expand_dims(grad, -2)
         if b_ndim == 1:
             grad = np.expand_dims(grad, -1)
+        if a_ndim == 1:
+            grad = np.expand_dims(grad, -2)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             b2 = b[:, None] if b_ndim == 1 else b
