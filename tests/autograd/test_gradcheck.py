@@ -8,13 +8,11 @@ derivative is not defined, and cover broadcasting wherever an op broadcasts.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 
 import kinone.autograd as ag
-from kinone.autograd import Function, Tensor, gradcheck, trace
+from kinone.autograd import Function, Tensor, functions_in, gradcheck, trace
 from kinone.autograd.ops import arithmetic, elementwise, indexing, joining, matmul, reduction, shape, softmax
 
 rng = np.random.default_rng(1234)
@@ -169,24 +167,13 @@ SAMPLES: dict[type, list] = {
 }
 
 
-def _package_functions(package_prefix: str) -> set[type]:
-    """Every concrete Function subclass defined in the package (underscore names are bases)."""
-    found, stack = set(), list(Function.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if cls.__module__.startswith(package_prefix) and not cls.__name__.startswith("_") and not inspect.isabstract(cls):
-            found.add(cls)
-    return found
-
-
 def test_every_function_has_a_gradcheck_sample():
-    missing = sorted(cls.__qualname__ for cls in _package_functions("kinone.autograd") - set(SAMPLES))
+    missing = sorted(cls.__qualname__ for cls in functions_in("kinone.autograd") - set(SAMPLES))
     assert not missing, f"Functions without a gradcheck sample: {missing}"
 
 
 def test_every_function_has_a_docstring_with_its_math():
-    for cls in _package_functions("kinone.autograd"):
+    for cls in functions_in("kinone.autograd"):
         doc = cls.__doc__ or ""
         assert "y =" in doc and "dL/d" in doc, f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
 

@@ -32,7 +32,7 @@ from .creation import (
 from .engine import unbroadcast
 from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, functions_in, gradcheck
 from .ops.matmul import matmul
 from .tracing import TraceRecord, register_apply_hook, trace
 
@@ -47,6 +47,7 @@ __all__ = [
     "default_generator",
     "enable_grad",
     "full",
+    "functions_in",
     "gradcheck",
     "is_grad_enabled",
     "manual_seed",

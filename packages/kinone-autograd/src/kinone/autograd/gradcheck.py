@@ -12,8 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from .function import Function
 from .grad_mode import no_grad
 from .tensor import Tensor
+
+
+def functions_in(package: str) -> set[type]:
+    """Every concrete `Function` subclass defined under `package` (e.g. "kinone.nn").
+
+    Classes whose name starts with an underscore are shared bases and not listed. Each
+    package's test suite checks that every one of these has a gradcheck sample.
+    """
+    found, stack = set(), list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if (cls.__module__ == package or cls.__module__.startswith(package + ".")) and not cls.__name__.startswith("_"):
+            found.add(cls)
+    return found
 
 
 class GradcheckError(AssertionError):
