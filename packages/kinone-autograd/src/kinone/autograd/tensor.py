@@ -404,7 +404,7 @@ def _normalize_index_part(part):
     if isinstance(part, Tensor):
         return part.data
     if isinstance(part, list):
-        return np.asarray(part)
+        return np.asarray(part) if part else np.zeros(0, dtype=np.intp)
     return part
 
 

@@ -108,7 +108,8 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         try:
-            out = a**b
+            with np.errstate(divide="ignore"):  # 0 ** negative is inf, silently, as in PyTorch
+                out = a**b
         except ValueError:
             _check_broadcast("pow", a, b)
             raise
@@ -119,13 +120,12 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved
         grad_a = grad_b = None
-        if ctx.needs_input_grad[0]:
-            if b.ndim == 0 and b == 2:
-                grad_a = grad * (2 * a)
-            else:
-                grad_a = grad * b * a ** (b - 1)
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.log(a)
-            grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * log_a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                if b.ndim == 0 and b == 2:  # the common x ** 2
+                    grad_a = grad * (2 * a)
+                else:  # b = 0 has derivative 0 even at a = 0, where a ** -1 is inf
+                    grad_a = grad * np.where(b == 0, 0, b * a ** (b - 1))
+            if ctx.needs_input_grad[1]:
+                grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
         return grad_a, grad_b

@@ -8,10 +8,15 @@ from ..function import Function
 
 
 def normalize_dims(op: str, dim, ndim: int):
-    """`dim` (None, int or tuple, negatives allowed) as a sorted tuple of axes, or None for all."""
+    """`dim` (None, int or tuple, negatives allowed) as a sorted tuple of axes, or None for all.
+
+    An empty tuple also means all dims, as in PyTorch (NumPy's `axis=()` reduces none).
+    """
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if not dims:
+        return None
     out = []
     for d in dims:
         if not -max(ndim, 1) <= d < max(ndim, 1):
@@ -134,7 +139,8 @@ class Var(Function):
         (centered,) = ctx.saved
         if not ctx.keepdim and ctx.axes is not None:
             grad = np.expand_dims(grad, ctx.axes)
-        return grad * centered * (2 / ctx.denominator)
+        with np.errstate(divide="ignore", invalid="ignore"):  # N <= correction: NaN, as PyTorch
+            return grad * centered * (centered.dtype.type(2) / centered.dtype.type(ctx.denominator))
 
 
 class LogSumExp(Function):
