@@ -244,3 +244,16 @@ def test_grad_mode_is_per_thread():
 def test_integer_inputs_never_record():
     i = tensor([1, 2])
     assert (i + i).grad_fn is None
+
+
+def test_adopted_gradients_never_alias_each_other_or_saved_arrays():
+    # x and y receive the same array from Add; z's gradient is adopted without a copy.
+    x = tensor([1.0, 2.0], requires_grad=True)
+    y = tensor([3.0, 4.0], requires_grad=True)
+    w = tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    loss = ((x + y) @ w).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert x.grad.data.tolist() == [2, 2] and y.grad.data.tolist() == [2, 2]
+    assert w.grad.data.tolist() == [[8, 8], [12, 12]]
+    assert not np.shares_memory(x.grad.data, y.grad.data)
