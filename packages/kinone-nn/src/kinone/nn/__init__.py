@@ -1,0 +1,58 @@
+"""kinone.nn: Module, layers, initialisation and state-dict files, with PyTorch's names.
+
+    >>> from kinone import nn
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> list(model.state_dict())
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+"""
+
+from . import functional, init
+from .__about__ import __version__
+from .containers import ModuleDict, ModuleList, Sequential
+from .layers.activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .layers.conv import Conv2d
+from .layers.dropout import Dropout
+from .layers.linear import Flatten, Identity, Linear
+from .layers.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .layers.normalization import BatchNorm1d, BatchNorm2d
+from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .module import IncompatibleKeys, Module, RemovableHandle
+from .parameter import Parameter
+from .serialization import load, load_with_metadata, save
+
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "GELU",
+    "Identity",
+    "IncompatibleKeys",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "RemovableHandle",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "__version__",
+    "functional",
+    "init",
+    "load",
+    "load_with_metadata",
+    "save",
+]

@@ -1,0 +1,34 @@
+"""kinone.nn.functional: stateless layer operations with PyTorch's names and signatures.
+
+One family per module; heavy ops (convolution, pooling, batch norm, the losses) are single
+Functions with fused analytic backward passes.
+"""
+
+from .activation import gelu, log_softmax, relu, sigmoid, silu, softmax, tanh
+from .conv import conv2d
+from .dropout import dropout
+from .linear import linear
+from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
+from .normalization import batch_norm
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "conv2d",
+    "cross_entropy",
+    "dropout",
+    "gelu",
+    "linear",
+    "log_softmax",
+    "max_pool2d",
+    "mse_loss",
+    "nll_loss",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "tanh",
+]

@@ -1,0 +1,22 @@
+"""kinone.optim: optimizers that update parameters in place, and learning-rate schedulers.
+
+    >>> import numpy as np
+    >>> from kinone.autograd import Tensor
+    >>> from kinone.optim import SGD
+    >>> w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    >>> opt = SGD([w], lr=0.1, momentum=0.9)
+    >>> (w * w).sum().backward()
+    >>> opt.step()
+    >>> w.data
+    array([ 0.8, -1.6])
+
+The update rules, state names (`momentum_buffer`, `exp_avg`, ...) and `state_dict()` layout
+are PyTorch's (`torch.optim`), so the same hyperparameters give the same trajectory.
+"""
+
+from . import lr_scheduler
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]

@@ -1,0 +1,110 @@
+"""Checkpoints: model, optimizer, scheduler, progress and RNG states in one `.npz` (no pickle).
+
+Arrays (parameters, buffers, optimizer moments, NumPy's RNG key) are stored as named arrays:
+`model.<state-dict key>`, `optimizer.<path>`, ...; everything else (hyper-parameters, step
+counts, scheduler fields, Python's and Kinone's RNG states, the epoch and step) goes into the
+file's JSON metadata, where each array is replaced by `{"__array__": "<its key>"}`. The write
+is atomic (kinone.nn.save), so a crash leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+
+import numpy as np
+
+from kinone.autograd import default_generator
+from kinone.nn.serialization import load_with_metadata, save
+
+FORMAT = "kinone-checkpoint"
+VERSION = 1
+
+
+def _split_arrays(value, path: str, arrays: OrderedDict):
+    """Replace every ndarray inside nested dicts/lists/tuples by a reference, collecting it."""
+    if isinstance(value, np.ndarray):
+        arrays[path] = value
+        return {"__array__": path}
+    if isinstance(value, dict):
+        return {str(k): _split_arrays(v, f"{path}.{k}", arrays) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_split_arrays(v, f"{path}.{i}", arrays) for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _join_arrays(value, arrays):
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            return arrays[value["__array__"]]
+        return {k: _join_arrays(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_arrays(v, arrays) for v in value]
+    return value
+
+
+def capture_rng_state() -> dict:
+    """The states of every generator a training step may draw from: Python's `random`, NumPy's
+    global RNG (augmentations) and Kinone's generator (dropout, init)."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(legacy=False),
+        "kinone": default_generator().bit_generator.state,
+    }
+
+
+def restore_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = dict(numpy_state["state"])
+    numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
+    default_generator().bit_generator.state = state["kinone"]
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, rng_state: dict | None = None, **progress) -> None:
+    """Write model/optimizer/scheduler state, `progress` (epoch, step, best metric, ...: JSON
+    values) and the RNG states (`rng_state`, by default the current ones) to `path`, atomically."""
+    arrays: OrderedDict = OrderedDict(("model." + k, v) for k, v in model.state_dict().items())
+    metadata = {"format": FORMAT, "version": VERSION, "progress": progress}
+    if optimizer is not None:
+        metadata["optimizer"] = _split_arrays(optimizer.state_dict(), "optimizer", arrays)
+    if scheduler is not None:
+        metadata["scheduler"] = _split_arrays(scheduler.state_dict(), "scheduler", arrays)
+    metadata["rng"] = _split_arrays(rng_state or capture_rng_state(), "rng", arrays)
+    save(arrays, path, metadata=metadata)
+
+
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng: bool = True) -> dict:
+    """Load what `save_checkpoint` wrote into the given objects (strictly); return `progress`."""
+    arrays, metadata = load_with_metadata(path)
+    if not metadata or metadata.get("format") != FORMAT:
+        raise ValueError(f"load_checkpoint: {path} is not a Kinone checkpoint (no '{FORMAT}' metadata)")
+    if model is not None:
+        model.load_state_dict(OrderedDict((k[len("model."):], v) for k, v in arrays.items() if k.startswith("model.")))
+    if optimizer is not None:
+        if "optimizer" not in metadata:
+            raise ValueError(f"load_checkpoint: {path} holds no optimizer state")
+        optimizer.load_state_dict(_join_arrays(metadata["optimizer"], arrays))
+    if scheduler is not None:
+        if "scheduler" not in metadata:
+            raise ValueError(f"load_checkpoint: {path} holds no scheduler state")
+        scheduler.load_state_dict(_join_arrays(metadata["scheduler"], arrays))
+    if restore_rng:
+        restore_rng_state(_join_arrays(metadata["rng"], arrays))
+    return metadata["progress"]
+
+
+def read_checkpoint_progress(path) -> dict:
+    """Only the progress record (epoch, step, metrics) of a checkpoint, without loading a model."""
+    _, metadata = load_with_metadata(path)
+    return (metadata or {}).get("progress", {})
+
+
+def read_rng_state(path) -> dict:
+    """The RNG states saved in a checkpoint, for `restore_rng_state`."""
+    arrays, metadata = load_with_metadata(path)
+    return _join_arrays(metadata["rng"], arrays)
