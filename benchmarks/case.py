@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Reported unit -> how many of it make one second.
-UNITS = {"us/op": 1e6, "ms/iter": 1e3}
+UNITS = {"us/op": 1e6, "ms/iter": 1e3, "ms/batch": 1e3}
 
 
 @dataclass(frozen=True)

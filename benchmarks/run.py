@@ -39,7 +39,13 @@ from pathlib import Path
 
 from case import Case
 
-GROUPS = {"autograd": "cases_autograd"}
+GROUPS = {
+    "autograd": "cases_autograd",
+    "conv": "cases_conv",
+    "norm_loss": "cases_norm_loss",
+    "models": "cases_models",
+    "data": "cases_data",
+}
 FRAMEWORKS = ("kinone", "torch")
 THREADS = 2
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

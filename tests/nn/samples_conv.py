@@ -32,7 +32,10 @@ SAMPLES = {
         # depthwise 3x3, padding 1, with bias
         (lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=3), [r(2, 3, 6, 6), r(3, 1, 3, 3), r(3)]),
         # depthwise, stride 2 (four phases), non-square kernel, dilation 2
-        (lambda x, w: F.conv2d(x, w, stride=2, padding=(1, 2), dilation=(1, 2), groups=3), [r(2, 3, 7, 8), r(3, 1, 3, 2)]),
+        (
+            lambda x, w: F.conv2d(x, w, stride=2, padding=(1, 2), dilation=(1, 2), groups=3),
+            [r(2, 3, 7, 8), r(3, 1, 3, 2)],
+        ),
         # depthwise with channel multiplier 3, stride (1, 2)
         (lambda x, w, b: F.conv2d(x, w, b, stride=(1, 2), padding=1, groups=2), [r(2, 2, 5, 6), r(6, 1, 3, 3), r(6)]),
         # depthwise, stride 3, 5x5 kernel

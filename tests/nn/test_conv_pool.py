@@ -26,7 +26,7 @@ def pair(v):
 def reference_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """Direct sum over output channels and kernel offsets (no im2col)."""
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-    n, channels, height, width = x.shape
+    n, _, height, width = x.shape
     out_channels, group_channels, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -192,6 +192,19 @@ def test_conv2d_skips_gradients_nobody_needs(monkeypatch):
     assert x2.grad is not None and calls
 
 
+@pytest.mark.parametrize("w_shape, groups, stride", [((4, 3, 3, 3), 1, 1), ((4, 3, 3, 3), 1, 2), ((6, 1, 3, 3), 3, 2)])
+def test_conv2d_one_gradient_at_a_time_matches_both(w_shape, groups, stride):
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal(w_shape)
+    g = rng.standard_normal(F.conv2d(Tensor(x), Tensor(w), stride=stride, padding=1, groups=groups).shape)
+    both_x, both_w = leaf(x), leaf(w)
+    F.conv2d(both_x, both_w, stride=stride, padding=1, groups=groups).backward(g)
+    only_x, only_w = leaf(x), leaf(w)
+    F.conv2d(only_x, Tensor(w), stride=stride, padding=1, groups=groups).backward(g)
+    F.conv2d(Tensor(x), only_w, stride=stride, padding=1, groups=groups).backward(g)
+    np.testing.assert_allclose(only_x.grad.numpy(), both_x.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(only_w.grad.numpy(), both_w.grad.numpy(), rtol=1e-12)
+
+
 def test_conv2d_without_bias_has_two_inputs_and_bias_gradient():
     x, w, b = leaf(rng.standard_normal((1, 2, 4, 4))), leaf(rng.standard_normal((3, 2, 3, 3))), leaf(np.zeros(3))
     with trace() as records:
@@ -251,9 +264,14 @@ def test_depthwise_tiles_give_the_same_result(monkeypatch):
 
 def test_conv2d_gradient_from_a_broadcast_sum():
     """y.sum() hands backward a stride-0 gradient of ones."""
-    x, w = leaf(rng.standard_normal((2, 3, 5, 5)).astype(np.float32)), leaf(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    x, w = (
+        leaf(rng.standard_normal((2, 3, 5, 5)).astype(np.float32)),
+        leaf(rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+    )
     F.conv2d(x, w, padding=1).sum().backward()
-    expected = reference_conv2d(np.ones((2, 4, 5, 5)), np.flip(w.numpy(), (2, 3)).transpose(1, 0, 2, 3).astype(np.float64), padding=1)
+    expected = reference_conv2d(
+        np.ones((2, 4, 5, 5)), np.flip(w.numpy(), (2, 3)).transpose(1, 0, 2, 3).astype(np.float64), padding=1
+    )
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -268,12 +286,30 @@ def conv_error(x_shape, w_shape, bias_shape=None, dtype=np.float64, **kwargs):
 @pytest.mark.parametrize(
     "x_shape, w_shape, kwargs, error, match",
     [
-        ((3, 5, 5), (2, 3, 3, 3), {}, ValueError, r"conv2d: expected input of shape \(N, C, H, W\), got shape \(3, 5, 5\)"),
+        (
+            (3, 5, 5),
+            (2, 3, 3, 3),
+            {},
+            ValueError,
+            r"conv2d: expected input of shape \(N, C, H, W\), got shape \(3, 5, 5\)",
+        ),
         ((1, 3, 5, 5), (2, 3, 3), {}, ValueError, r"conv2d: expected weight .* got shape \(2, 3, 3\)"),
-        ((1, 4, 5, 5), (2, 3, 3, 3), {}, ValueError, r"input of shape \(1, 4, 5, 5\) has 4 channels, but weight of shape \(2, 3, 3, 3\)"),
+        (
+            (1, 4, 5, 5),
+            (2, 3, 3, 3),
+            {},
+            ValueError,
+            r"input of shape \(1, 4, 5, 5\) has 4 channels, but weight of shape \(2, 3, 3, 3\)",
+        ),
         ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, ValueError, r"3 output channels, not divisible by groups=2"),
         ((1, 6, 5, 5), (3, 3, 3, 3), {"groups": 3}, ValueError, r"with groups=3 expects 9"),
-        ((1, 3, 2, 5), (2, 3, 3, 3), {}, ValueError, r"kernel of size \(3, 3\) .* larger than the padded input \(2, 5\)"),
+        (
+            (1, 3, 2, 5),
+            (2, 3, 3, 3),
+            {},
+            ValueError,
+            r"kernel of size \(3, 3\) .* larger than the padded input \(2, 5\)",
+        ),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": 3}, ValueError, r"spans \(7, 7\), larger than the padded input"),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": 0}, ValueError, r"conv2d: stride must be positive, got \(0, 0\)"),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": (1, -1)}, ValueError, r"stride must be positive"),
@@ -382,10 +418,14 @@ AVG_POOL_CONFIGS = [
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, ceil_mode", AVG_POOL_CONFIGS)
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("divisor_override", [None, 5])
-def test_avg_pool2d_matches_pytorch_divisors(x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+def test_avg_pool2d_matches_pytorch_divisors(
+    x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
     x = rng.standard_normal(x_shape)
     out = F.avg_pool2d(Tensor(x), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    expected = reference_avg_pool2d(x, kernel, stride or kernel, padding, ceil_mode, count_include_pad, divisor_override)
+    expected = reference_avg_pool2d(
+        x, kernel, stride or kernel, padding, ceil_mode, count_include_pad, divisor_override
+    )
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
 
 
@@ -447,16 +487,32 @@ def test_adaptive_avg_pool2d_float32():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda x: F.max_pool2d(x, 3, 1, 2), ValueError, r"max_pool2d: padding \(2, 2\) must be at most half the kernel size \(3, 3\)"),
-        (lambda x: F.avg_pool2d(x, (2, 4), 1, (1, 3)), ValueError, r"avg_pool2d: padding \(1, 3\) must be at most half"),
+        (
+            lambda x: F.max_pool2d(x, 3, 1, 2),
+            ValueError,
+            r"max_pool2d: padding \(2, 2\) must be at most half the kernel size \(3, 3\)",
+        ),
+        (
+            lambda x: F.avg_pool2d(x, (2, 4), 1, (1, 3)),
+            ValueError,
+            r"avg_pool2d: padding \(1, 3\) must be at most half",
+        ),
         (lambda x: F.max_pool2d(x, 0), ValueError, r"kernel_size must be positive"),
         (lambda x: F.max_pool2d(x, 2, 0), ValueError, r"stride must be positive"),
         (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, r"dilation must be positive"),
         (lambda x: F.avg_pool2d(x, 2, padding=-1), ValueError, r"padding must be non-negative"),
-        (lambda x: F.max_pool2d(x, 5), ValueError, r"max_pool2d: input of shape \(1, 2, 4, 4\) is too small for kernel \(5, 5\)"),
+        (
+            lambda x: F.max_pool2d(x, 5),
+            ValueError,
+            r"max_pool2d: input of shape \(1, 2, 4, 4\) is too small for kernel \(5, 5\)",
+        ),
         (lambda x: F.avg_pool2d(x, (1, 2, 3)), TypeError, r"kernel_size must be an int or a pair"),
         (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, r"divisor_override must be a positive int"),
-        (lambda x: F.max_pool2d(x[0], 2), ValueError, r"max_pool2d: expected input of shape \(N, C, H, W\), got shape \(2, 4, 4\)"),
+        (
+            lambda x: F.max_pool2d(x[0], 2),
+            ValueError,
+            r"max_pool2d: expected input of shape \(N, C, H, W\), got shape \(2, 4, 4\)",
+        ),
         (lambda x: F.avg_pool2d(x[0], 2), ValueError, r"avg_pool2d: expected input of shape"),
         (lambda x: F.adaptive_avg_pool2d(x[0], 2), ValueError, r"adaptive_avg_pool2d: expected input of shape"),
         (lambda x: F.adaptive_avg_pool2d(x, 0), ValueError, r"output_size entries must be positive ints or None"),

@@ -122,17 +122,17 @@ def test_conv2d_float32(config):
     )
 
 
-def test_conv2d_without_bias_and_string_padding():
+@pytest.mark.parametrize("padding", ["same", "valid", 0, (1, 2)])
+def test_conv2d_without_bias_and_string_padding(padding):
     rng = np.random.default_rng(2)
     arrays = [rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 5))]
-    for padding in ("same", "valid", 0, (1, 2)):
-        assert_parity(
-            lambda x, w: F.conv2d(x, w, padding=padding, dilation=(2, 1)),
-            lambda x, w: TF.conv2d(x, w, padding=padding, dilation=(2, 1)),
-            arrays,
-            RTOL64,
-            ATOL64,
-        )
+    assert_parity(
+        lambda x, w: F.conv2d(x, w, padding=padding, dilation=(2, 1)),
+        lambda x, w: TF.conv2d(x, w, padding=padding, dilation=(2, 1)),
+        arrays,
+        RTOL64,
+        ATOL64,
+    )
 
 
 # ---------------------------------------------------------------------------- pooling
@@ -167,7 +167,10 @@ def test_max_pool2d_float64(kernel, stride, padding, ceil_mode, dilation):
     )
 
 
-@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", [(3, 2, 1, False), (2, 2, 0, True), (3, 1, 1, False), (2, 1, 1, True), ((3, 2), (2, 1), (1, 1), True)])
+@pytest.mark.parametrize(
+    "kernel, stride, padding, ceil_mode",
+    [(3, 2, 1, False), (2, 2, 0, True), (3, 1, 1, False), (2, 1, 1, True), ((3, 2), (2, 1), (1, 1), True)],
+)
 def test_max_pool2d_ties_follow_torch(kernel, stride, padding, ceil_mode):
     """Few distinct values: most windows have tied maxima; the gradient must land where
     PyTorch puts it (the first maximum in window order)."""

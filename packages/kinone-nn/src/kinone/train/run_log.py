@@ -56,15 +56,19 @@ class RunWriter:
     """Writes one run directory. Create it with the run's config; log events; set the status."""
 
     def __init__(self, run_dir, config: dict | None = None, model_name: str | None = None,
-                 num_parameters: int | None = None, resume: bool = False):
+                 num_parameters: int | None = None, resume: bool = False, reopen: bool = False):
+        """`resume`: continue a run (its run.json is kept, the resume is recorded, status back to
+        running). `reopen`: append to a run's log after training (e.g. test results) without
+        changing its status until `close`."""
         self.dir = Path(run_dir)
         self.checkpoint_dir = self.dir / "checkpoints"
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.run_json = self.dir / "run.json"
         self.metrics_path = self.dir / "metrics.jsonl"
-        if resume and self.run_json.exists():
+        if (resume or reopen) and self.run_json.exists():
             self.info = json.loads(self.run_json.read_text())
-            self.info.setdefault("resumed_at", []).append(_now_iso())
+            if resume:
+                self.info.setdefault("resumed_at", []).append(_now_iso())
         else:
             self.info = {
                 "name": self.dir.name,
@@ -76,8 +80,9 @@ class RunWriter:
                 "host": platform.node(),
                 "pid": os.getpid(),
             }
-        self.info["pid"] = os.getpid()
-        self.set_status("running")
+        if not reopen:
+            self.info["pid"] = os.getpid()
+            self.set_status("running")
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
 
     def set_status(self, status: str, **extra) -> None:

@@ -41,9 +41,15 @@ def _current_lr(optimizer) -> float:
 
 
 def _batches(loader, epoch: int, start_batch: int) -> Iterable:
-    """The loader's batches of `epoch` from `start_batch` on. Uses the loader's own
-    `set_epoch` / `iter_from` when it has them (no batch is loaded twice); otherwise iterates
-    and drops the first batches."""
+    """The loader's batches of `epoch` from `start_batch` on, without loading the skipped ones
+    when the loader can position itself: kinone.data's DataLoader (`load_state_dict` with
+    `epoch` and `batches_done`), or any loader with `set_epoch` and `iter_from(start)`.
+    Otherwise it iterates and drops the first batches."""
+    if hasattr(loader, "load_state_dict") and hasattr(loader, "state_dict"):
+        state = loader.state_dict()
+        if isinstance(state, dict) and "batches_done" in state:
+            loader.load_state_dict({**state, "epoch": epoch, "batches_done": start_batch})
+            return iter(loader)
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
     if start_batch and hasattr(loader, "iter_from"):

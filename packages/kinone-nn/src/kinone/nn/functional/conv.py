@@ -1,18 +1,22 @@
 """2-D convolution (PyTorch's conv2d: a cross-correlation) as one Function.
 
-Two ways to compute it, chosen by the shapes, each with its own backward:
+Two ways to compute it, chosen by the shapes, each with its own fused backward:
 
-- **im2col + GEMM** (every conv with a real channel reduction): the windows of the padded
-  input are copied into columns (N, G, Cg·kh·kw, OH·OW) and multiplied by the weight
-  (G, Og, Cg·kh·kw) in one batched `matmul`, whose output lands in NCHW order. A 1x1 conv
-  with stride 1 and no padding uses the input itself as its columns.
-- **depthwise** (groups == in_channels > 1, one input channel per group, any channel
-  multiplier): a loop over the kh·kw kernel offsets of elementwise multiply-adds; a GEMM with
-  an inner dimension of kh·kw is mostly overhead.
+- **im2col + GEMM** (every conv that mixes channels): the windows of the padded input are
+  copied into columns (N, G, Cg·kh·kw, OH·OW) and multiplied by the weight (G, Og, Cg·kh·kw)
+  in one batched `matmul`, whose output lands in NCHW order. A 1x1 conv with stride 1 and no
+  padding uses the input itself as its columns. Backward: dL/dW is one more batched GEMM
+  against the columns; dL/dx is, for stride 1, a convolution of the padded gradient with the
+  flipped kernel (im2col + GEMM again), otherwise Wᵀ·g scattered back by col2im.
+- **depthwise** (groups == in_channels > 1: one input channel per group, any channel
+  multiplier): a loop over the kh·kw kernel offsets of elementwise multiply-adds over a
+  flat, stride-phase layout of the input (see `_PhasePlanes`), where every offset is one
+  contiguous slice. A GEMM with an inner dimension of kh·kw is mostly overhead.
 
-Both save only the input and the weight (not the columns): the columns are nine times the
-input for a 3x3 kernel, and rebuilding them in backward costs about as much as keeping them
-would save (the buffer is reused for the input gradient's columns; see `Conv2d.backward`).
+Only the input and the weight are saved for backward, not the columns, which are kh·kw
+times the input: keeping them would save one im2col in backward (6 ms of about 45 ms on
+the 64->64, 32x32, batch-16 3x3 benchmark) at nine times the input's memory for every conv
+in a network.
 """
 
 from __future__ import annotations
@@ -40,10 +44,18 @@ class Conv2d(Function):
         ctx.depthwise = groups == channels and groups > 1
         ctx.output_size = (out_h, out_w)
         # x is needed for the weight gradient, the weight for the input gradient.
-        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weight if ctx.needs_input_grad[0] else None)
+        saved_weight = weight if ctx.needs_input_grad[0] else None
         if ctx.depthwise:
-            out = _depthwise_forward(x, weight, stride, padding, dilation, (out_h, out_w))
+            out, x_planes = _depthwise_forward(x, weight, stride, padding, dilation, (out_h, out_w))
+            # x in its padded phase layout (x's size plus the padding) rather than x itself:
+            # backward would otherwise rebuild it, one more fresh buffer per step.
+            ctx.save_for_backward(x_planes if ctx.needs_input_grad[1] else None, saved_weight)
         else:
+            ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, saved_weight)
+            # Columns (N, G, K, P) with the weight on the left: the product lands in NCHW. On
+            # (16, 64->64, 32x32) 3x3 float32 the GEMM took 9.8 ms, against 10.7 ms for one
+            # (O, K) x (K, N·P) GEMM (plus a transpose back to NCHW) and 8.8 ms for channels-last
+            # rows (N·P, K) x (K, O), whose im2col (from an NHWC copy) took 14.3 ms against 8.7 ms.
             cols = _columns(x, weight.shape[2:], stride, padding, dilation, (out_h, out_w))
             cols = cols.reshape(n, groups, -1, out_h * out_w)
             out = np.matmul(weight.reshape(groups, out_channels // groups, -1), cols)
@@ -119,8 +131,8 @@ class _PhasePlanes:
     element x_pad[n, c, s·h + d·i, s·w + d·j] sits at flat index  start(i, j) + (n·C + c)·P
     + h·Wq + w  (P = Hq·Wq): one offset is one contiguous slice of the flat buffer, and the
     output is computed on the whole Hq x Wq grid and cropped to (OH, OW) at the end.
-    Elementwise ops on whole contiguous arrays run 2-4x faster in NumPy than on strided
-    windows (measured below), which is what this layout buys.
+    Elementwise ops on whole contiguous arrays run about twice as fast in NumPy as on strided
+    windows (figures in `_depthwise_forward`), which is what this layout buys.
     """
 
     def __init__(self, shape, kernel_size, stride, padding, dilation):
@@ -159,17 +171,28 @@ class _PhasePlanes:
     def split(self, x):
         """x (N, C, H, W) zero-padded into the flat phase buffer."""
         flat = np.zeros(self.length, dtype=x.dtype)
-        phases = flat[: self.stride[0] * self.stride[1] * self.phase_size].reshape(-1, self.n, self.channels, *self.grid)
+        phases = flat[: self.stride[0] * self.stride[1] * self.phase_size].reshape(
+            -1, self.n, self.channels, *self.grid
+        )
         for phase, rows, cols, grid_rows, grid_cols in self._phase_regions():
             phases[phase, :, :, grid_rows, grid_cols] = x[:, :, rows, cols]
         return flat
 
     def merge(self, flat):
         """The inverse of split: the (N, C, H, W) input region of a flat phase buffer."""
-        phases = flat[: self.stride[0] * self.stride[1] * self.phase_size].reshape(-1, self.n, self.channels, *self.grid)
+        phases = flat[: self.stride[0] * self.stride[1] * self.phase_size].reshape(
+            -1, self.n, self.channels, *self.grid
+        )
         if self.stride == (1, 1):
-            return np.ascontiguousarray(phases[0, :, :, self.padding[0] : self.padding[0] + self.height,
-                                               self.padding[1] : self.padding[1] + self.width])
+            return np.ascontiguousarray(
+                phases[
+                    0,
+                    :,
+                    :,
+                    self.padding[0] : self.padding[0] + self.height,
+                    self.padding[1] : self.padding[1] + self.width,
+                ]
+            )
         x = np.empty((self.n, self.channels, self.height, self.width), dtype=flat.dtype)
         for phase, rows, cols, grid_rows, grid_cols in self._phase_regions():
             x[:, :, rows, cols] = phases[phase, :, :, grid_rows, grid_cols]
@@ -231,13 +254,13 @@ def _depthwise_forward(x, weight, stride, padding, dilation, output_size):
             np.multiply(sources[k][tile], blocks[k], out=tmp)
             acc += tmp
     out = out.reshape(n, out_channels, *planes.grid)
-    return np.ascontiguousarray(out[:, :, : output_size[0], : output_size[1]])
+    return np.ascontiguousarray(out[:, :, : output_size[0], : output_size[1]]), flat
 
 
-def _depthwise_backward(ctx, grad, x, weight, stride, padding, dilation):
+def _depthwise_backward(ctx, grad, x_planes, weight, stride, padding, dilation):
     """dL/dW[c·m + k, 0, i, j] = Σ_{n,h,w} g[n, c·m + k] · x shifted by (i, j) (batched dot
     products); dL/dx = Σ_offsets the shifted scatter-add of W[·, i, j] · g."""
-    n, channels, height, width = ctx.input_shapes[0]
+    n, channels = ctx.input_shapes[0][:2]
     out_channels, _, kh, kw = ctx.input_shapes[1]
     out_h, out_w = ctx.output_size
     multiplier = out_channels // channels
@@ -249,12 +272,11 @@ def _depthwise_backward(ctx, grad, x, weight, stride, padding, dilation):
     g = g.reshape(n, channels, multiplier, planes.plane)
     grad_x = grad_w = None
     if ctx.needs_input_grad[1]:
-        flat = planes.split(x)
         grad_w = np.empty((channels, multiplier, kh * kw), dtype=grad.dtype)
         for k in range(kh * kw):
             # (N, C, m, P) @ (N, C, P, 1): per-(image, channel) dot products in BLAS, 2.9 ms for
             # all nine offsets on the case above against 4.4 ms with einsum.
-            grad_w[:, :, k] = np.matmul(g, planes.offset(flat, k)[..., None]).sum(axis=0)[..., 0]
+            grad_w[:, :, k] = np.matmul(g, planes.offset(x_planes, k)[..., None]).sum(axis=0)[..., 0]
         grad_w = grad_w.reshape(out_channels, 1, kh, kw)
     if ctx.needs_input_grad[0]:
         flat = np.zeros(planes.length, dtype=grad.dtype)
@@ -329,7 +351,9 @@ def _is_pointwise(kernel_size, stride, padding) -> bool:
 def _offset_view(a, row, col, stride, output_size):
     """a[..., row + s·h, col + s·w] for every output position (h, w): a strided view."""
     out_h, out_w = output_size
-    return a[..., row : row + stride[0] * (out_h - 1) + 1 : stride[0], col : col + stride[1] * (out_w - 1) + 1 : stride[1]]
+    return a[
+        ..., row : row + stride[0] * (out_h - 1) + 1 : stride[0], col : col + stride[1] * (out_w - 1) + 1 : stride[1]
+    ]
 
 
 def _pad(x, padding):
@@ -369,7 +393,8 @@ def _check_shapes(x, weight, bias, stride, padding, dilation, groups):
     out_channels, group_channels, kh, kw = weight.shape
     if out_channels % groups:
         raise ValueError(
-            f"conv2d: weight of shape {weight.shape} has {out_channels} output channels, not divisible by groups={groups}"
+            f"conv2d: weight of shape {weight.shape} has {out_channels} output channels, "
+            f"not divisible by groups={groups}"
         )
     if x.shape[1] != group_channels * groups:
         raise ValueError(
@@ -377,7 +402,10 @@ def _check_shapes(x, weight, bias, stride, padding, dilation, groups):
             f"with groups={groups} expects {group_channels * groups} ({group_channels} per group)"
         )
     if bias is not None and bias.shape != (out_channels,):
-        raise ValueError(f"conv2d: bias of shape {bias.shape} does not match weight of shape {weight.shape}; expected ({out_channels},)")
+        raise ValueError(
+            f"conv2d: bias of shape {bias.shape} does not match weight of shape {weight.shape}; "
+            f"expected ({out_channels},)"
+        )
     padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
     reach = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     if reach[0] > padded[0] or reach[1] > padded[1]:
@@ -391,14 +419,18 @@ def _check_shapes(x, weight, bias, stride, padding, dilation, groups):
 def _pair(value, name: str) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
     ):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1
+) -> Tensor:
     """2-D cross-correlation of x (N, C, H, W) with weight (O, C / groups, kH, kW), plus bias (O,).
 
     stride, padding and dilation are ints or (height, width) pairs; padding may also be
@@ -433,7 +465,9 @@ def _string_padding(padding: str, weight, stride, dilation) -> tuple[int, int]:
     if stride != (1, 1):
         raise ValueError(f"conv2d: padding='same' needs stride 1, got stride {stride}")
     if getattr(weight, "ndim", 0) != 4:
-        raise ValueError(f"conv2d: expected weight of shape (out_channels, in_channels / groups, kH, kW), got shape {weight.shape}")
+        raise ValueError(
+            f"conv2d: expected weight of shape (out_channels, in_channels / groups, kH, kW), got shape {weight.shape}"
+        )
     reach = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
     if reach[0] % 2 or reach[1] % 2:
         raise ValueError(

@@ -1,0 +1,5 @@
+"""Datasets: NIH ChestX-ray14 (`NIHChestXray`) and its synthetic sample (`make_sample`)."""
+
+from .nih import FINDINGS, NIHChestXray, make_sample
+
+__all__ = ["FINDINGS", "NIHChestXray", "make_sample"]

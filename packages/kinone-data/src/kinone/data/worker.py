@@ -1,0 +1,191 @@
+"""What runs inside a DataLoader worker process, and the seeds every process uses.
+
+Seeds. The loader has one integer `seed`. From it:
+
+- the sampler's order of epoch `e` comes from `default_rng([seed, e])` (sampler.py);
+- batch `b` of epoch `e` is loaded with Python's `random`, NumPy's global generator and
+  `kinone.autograd`'s generator all seeded from `batch_seed(seed, e, b)`, in whichever
+  process loads it. Random transforms therefore give the same augmentations with 0 workers
+  or with any number of them, and a run resumed mid-epoch sees the same ones too. In the
+  main process (`num_workers=0`) the three generators' states are saved before the batch
+  and restored after it, so data loading does not disturb the training's own random stream;
+- worker `w` of epoch `e` is seeded at start with `worker_seed(seed, e, w)` (what
+  `get_worker_info().seed` reports and `worker_init_fn` sees), as PyTorch's workers are.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import signal
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from kinone.autograd import default_generator, manual_seed
+
+from .collate import collate_arrays, default_collate
+from .transport import SlotWriter
+
+PARENT_CHECK_SECONDS = 1.0  # an idle worker checks this often that its parent is alive
+
+_BATCH_STREAM, _WORKER_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What `get_worker_info()` returns inside a worker process."""
+
+    id: int
+    num_workers: int
+    seed: int
+    dataset: object
+    epoch: int
+
+
+_worker_info: WorkerInfo | None = None
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """In a DataLoader worker process: its `WorkerInfo`; in the main process: None."""
+    return _worker_info
+
+
+def batch_seed(seed: int, epoch: int, batch_index: int) -> int:
+    """The 64-bit seed every generator is set to before batch `batch_index` of `epoch` loads."""
+    sequence = np.random.SeedSequence([seed, epoch, batch_index], spawn_key=(_BATCH_STREAM,))
+    return int(sequence.generate_state(1, np.uint64)[0])
+
+
+def worker_seed(seed: int, epoch: int, worker_id: int) -> int:
+    """The 64-bit seed of worker `worker_id` in `epoch`."""
+    sequence = np.random.SeedSequence([seed, epoch, worker_id], spawn_key=(_WORKER_STREAM,))
+    return int(sequence.generate_state(1, np.uint64)[0])
+
+
+def seed_everything(seed: int, keep_generator: bool = False) -> None:
+    """Seed Python's `random`, NumPy's global generator and `kinone.autograd.manual_seed`.
+
+    `keep_generator` (the main process) seeds kinone's generator in place instead of replacing
+    it: the same stream as `manual_seed(seed)`, and code holding `default_generator()` keeps
+    drawing from the live generator."""
+    random.seed(seed)
+    np.random.seed([seed & 0xFFFFFFFF, seed >> 32])
+    if keep_generator:
+        default_generator().bit_generator.state = np.random.PCG64(seed).state
+    else:
+        manual_seed(seed)
+
+
+class RandomStates:
+    """The three generators' states, saved now and put back by `restore()`."""
+
+    def __init__(self):
+        self.python = random.getstate()
+        self.numpy = np.random.get_state()
+        self.kinone = default_generator().bit_generator.state
+
+    def restore(self) -> None:
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+        default_generator().bit_generator.state = self.kinone
+
+
+def load_samples(dataset, indices) -> list:
+    """`[dataset[i] for i in indices]`; on failure the exception carries `.sample_index`."""
+    samples = []
+    for index in indices:
+        try:
+            samples.append(dataset[index])
+        except Exception as error:
+            try:
+                error.sample_index = index
+            except AttributeError:  # an exception type without a __dict__
+                pass
+            raise
+    return samples
+
+
+def describe_sample(index, batch_index) -> str:
+    """Where in the epoch an error happened, for messages."""
+    if index is None:
+        return f"while collating batch {batch_index}"
+    return f"while loading sample index {index} (batch {batch_index})"
+
+
+def worker_loop(
+    dataset, collate_fn, conn, worker_id, num_workers, seed, epoch, worker_init_fn, slot_prefix, keep_slots
+):
+    """The body of worker process `worker_id`: fetch the batches the main process asks for.
+
+    Messages from the main process: `("fetch", batch_index, indices, seed)`,
+    `("free", [slot ids])`, or `None` (exit). Replies: `("batch", batch_index, structure,
+    slot id, slot path, slot capacity, dropped slot ids)` or `("error", batch_index,
+    sample index or None, pickled exception type or None, type name, traceback text)`.
+    """
+    global _worker_info
+    # Ctrl-C in a terminal reaches the whole process group; the main process decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()  # the main process, or the fork server: either dies with the main one
+    _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset, epoch=epoch)
+    seed_everything(seed)
+    writer = SlotWriter(slot_prefix, keep_slots)
+    as_arrays = collate_fn is default_collate  # collate straight into shared memory
+    try:
+        if worker_init_fn is not None:
+            try:
+                worker_init_fn(worker_id)
+            except Exception as error:
+                _send(conn, _error_reply(None, error, "in worker_init_fn"))
+                return
+        while True:
+            try:
+                if not conn.poll(PARENT_CHECK_SECONDS):
+                    if os.getppid() != parent:
+                        return  # the main process died
+                    continue
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            if message[0] == "free":
+                writer.release(message[1])
+                continue
+            _, batch_index, indices, seed_of_batch = message
+            seed_everything(seed_of_batch)
+            try:
+                samples = load_samples(dataset, indices)
+                arena = writer.arena()
+                batch = collate_arrays(samples, arena.allocate) if as_arrays else collate_fn(samples)
+                del samples
+                reply = ("batch", batch_index, *writer.pack(batch, arena, as_tensors=as_arrays))
+                del batch, arena
+            except Exception as error:
+                reply = _error_reply(batch_index, error)
+            if not _send(conn, reply):
+                return
+    finally:
+        writer.close()
+
+
+def _send(conn, message) -> bool:
+    try:
+        conn.send(message)
+        return True
+    except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+        return False
+
+
+def _error_reply(batch_index, error: BaseException, where: str | None = None) -> tuple:
+    index = getattr(error, "sample_index", None)
+    try:
+        error_type = pickle.dumps(type(error))
+    except Exception:  # a class pickle cannot find by name: re-raised as RuntimeError
+        error_type = None
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    if where is not None:
+        text = f"{where}:\n{text}"
+    return ("error", batch_index, index, error_type, type(error).__name__, text)

@@ -1,0 +1,56 @@
+"""`kinone-train` end to end on a tiny generated sample."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kinone.data.datasets.nih import FINDINGS, make_sample
+from kinone.data.train_cli import main
+from kinone.train import read_metrics, read_run
+
+
+@pytest.fixture(scope="module")
+def tiny_sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nih")
+    make_sample(root, n_patients=40, image_size=32, seed=0, progress=False)
+    return root
+
+
+def _train(tiny_sample, run_dir, *extra):
+    return main(["--data-dir", str(tiny_sample), "--model", "resnet18", "--image-size", "32", "--epochs", "2",
+                 "--batch-size", "16", "--run-dir", str(run_dir), "--no-progress", *extra])
+
+
+def test_trains_logs_checkpoints_and_reports_test_auroc(tiny_sample, tmp_path, capsys):
+    assert _train(tiny_sample, tmp_path / "run", "--max-steps", "3", "--checkpoint-every", "2") == 0
+    out = capsys.readouterr().out
+    assert "Test split" in out and "Cardiomegaly" in out and "Run directory" in out
+    info = read_run(tmp_path / "run")
+    assert info["status"] == "finished" and info["model"] == "resnet18"
+    assert info["config"]["findings"] == list(FINDINGS)
+    records = read_metrics(tmp_path / "run")
+    assert sum(r.get("split") == "train" for r in records) == 3
+    assert any(r.get("split") == "val" and "mean_auroc" in r for r in records)
+    assert any(r.get("split") == "test" for r in records)
+    assert any(r.get("split") == "grad_norm" for r in records)
+    assert set(json.loads((tmp_path / "run" / "test_auroc.json").read_text())) == set(FINDINGS)
+    assert (tmp_path / "run" / "checkpoints" / "latest.npz").exists()
+
+
+def test_resume_continues_the_run(tiny_sample, tmp_path):
+    _train(tiny_sample, tmp_path / "run", "--max-steps", "2")
+    _train(tiny_sample, tmp_path / "run", "--max-steps", "4", "--resume")
+    steps = [r["step"] for r in read_metrics(tmp_path / "run") if r.get("split") == "train"]
+    assert steps == [1, 2, 3, 4]
+    assert len(read_run(tmp_path / "run")["resumed_at"]) == 1
+
+
+def test_a_wrong_data_dir_says_what_was_expected(tmp_path):
+    with pytest.raises(SystemExit, match="does not look like NIH ChestX-ray14; expected in it: Data_Entry_2017_v2020.csv"):
+        main(["--data-dir", str(tmp_path), "--no-progress"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["--data-dir", str(tmp_path / "nope"), "--no-progress"])
+    with pytest.raises(SystemExit, match="give --data-dir"):
+        main(["--no-progress"])
