@@ -68,6 +68,25 @@ def test_state_dict_keys_shapes_and_outputs_match(make, shape):
         np.testing.assert_allclose(value, torch_sd[key].numpy(), rtol=1e-7, atol=1e-9, err_msg=key)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.ModuleList([m.Linear(2, 3), m.ReLU(), m.BatchNorm1d(3)]),
+        lambda m: m.ModuleDict({"conv": m.Conv2d(1, 2, 3), "bn": m.BatchNorm2d(2)}),
+        lambda m: m.Sequential(m.Sequential(m.Linear(2, 2)), m.ModuleList([m.Linear(2, 2)])),
+        lambda m: m.CrossEntropyLoss(weight=np.ones(3) if m is nn else torch.ones(3)),
+        lambda m: m.NLLLoss(),
+        lambda m: m.Softmax(dim=1),
+        lambda m: m.LogSoftmax(dim=1),
+    ],
+    ids=["ModuleList", "ModuleDict", "nested", "CrossEntropyLoss_weight", "NLLLoss", "Softmax", "LogSoftmax"],
+)
+def test_container_and_loss_state_dict_keys_match(make):
+    ours, theirs = make(nn), make(torch.nn)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+
+
 def test_loss_modules_match_torch():
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((6, 4))
