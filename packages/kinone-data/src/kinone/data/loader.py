@@ -44,10 +44,10 @@ also works (workers are spawn-safe: everything they need is picklable module-lev
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import multiprocessing
 import os
-import pickle
 import signal
 import time
 import uuid
@@ -395,18 +395,13 @@ class _MultiProcessIterator(_BaseIterator):
         )
 
     def _worker_error(self, worker_id: int, reply) -> BaseException:
-        _, batch_index, index, pickled_type, type_name, text = reply
+        _, batch_index, index, (module_name, qualname), type_name, text = reply
         where = "in worker_init_fn" if batch_index is None else describe_sample(index, batch_index)
         message = (
             f"Caught {type_name} in DataLoader worker {worker_id} (pid {self._workers[worker_id].pid}) {where}.\n"
             f"Original traceback in the worker:\n{text.rstrip()}"
         )
-        error_type = RuntimeError
-        if pickled_type is not None:
-            try:
-                error_type = pickle.loads(pickled_type)
-            except Exception:  # noqa: BLE001 - the class is not importable here
-                pass
+        error_type = _exception_class(module_name, qualname)
         try:
             error = error_type(_KeyErrorMessage(message) if issubclass(error_type, KeyError) else message)
         except Exception:  # noqa: BLE001 - its constructor wants other arguments
@@ -416,6 +411,17 @@ class _MultiProcessIterator(_BaseIterator):
         except AttributeError:
             pass
         return error
+
+
+def _exception_class(module_name: str, qualname: str) -> type:
+    """The exception class a worker named, or RuntimeError when it cannot be found here."""
+    try:
+        found = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:  # noqa: BLE001 - not importable here (e.g. defined in a function)
+        return RuntimeError
+    return found if isinstance(found, type) and issubclass(found, BaseException) else RuntimeError
 
 
 def _shut_down(workers, connections, reader, slot_prefix) -> None:

@@ -16,7 +16,6 @@ Seeds. The loader has one integer `seed`. From it:
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import signal
 import traceback
@@ -123,7 +122,7 @@ def worker_loop(
     Messages from the main process: `("fetch", batch_index, indices, seed)`,
     `("free", [slot ids])`, or `None` (exit). Replies: `("batch", batch_index, structure,
     slot id, slot path, slot capacity, dropped slot ids)` or `("error", batch_index,
-    sample index or None, pickled exception type or None, type name, traceback text)`.
+    sample index or None, (module, qualname) of the exception class, type name, traceback text)`.
     """
     global _worker_info
     # Ctrl-C in a terminal reaches the whole process group; the main process decides.
@@ -181,10 +180,9 @@ def _send(conn, message) -> bool:
 
 def _error_reply(batch_index, error: BaseException, where: str | None = None) -> tuple:
     index = getattr(error, "sample_index", None)
-    try:
-        error_type = pickle.dumps(type(error))
-    except Exception:  # a class pickle cannot find by name: re-raised as RuntimeError
-        error_type = None
+    # The exception class travels by name (module, qualified name), not pickled: the main
+    # process looks it up and falls back to RuntimeError if it cannot.
+    error_type = (type(error).__module__, type(error).__qualname__)
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     if where is not None:
         text = f"{where}:\n{text}"
