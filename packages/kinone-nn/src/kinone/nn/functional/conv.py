@@ -5,18 +5,18 @@ Two ways to compute it, chosen by the shapes, each with its own fused backward:
 - **im2col + GEMM** (every conv that mixes channels): the windows of the padded input are
   copied into columns (N, G, Cg·kh·kw, OH·OW) and multiplied by the weight (G, Og, Cg·kh·kw)
   in one batched `matmul`, whose output lands in NCHW order. A 1x1 conv with stride 1 and no
-  padding uses the input itself as its columns. Backward: dL/dW is one more batched GEMM
-  against the columns; dL/dx is, for stride 1, a convolution of the padded gradient with the
-  flipped kernel (im2col + GEMM again), otherwise Wᵀ·g scattered back by col2im.
+  padding uses the input itself as its columns. Backward, for stride 1: one im2col of the
+  padded gradient (the transposed convolution's columns) and two GEMMs, one against the
+  flipped kernel for dL/dx and one against x for dL/dW; for other strides: dL/dW against the
+  columns of x, and dL/dx as Wᵀ·g scattered back by col2im.
 - **depthwise** (groups == in_channels > 1: one input channel per group, any channel
   multiplier): a loop over the kh·kw kernel offsets of elementwise multiply-adds over a
   flat, stride-phase layout of the input (see `_PhasePlanes`), where every offset is one
   contiguous slice. A GEMM with an inner dimension of kh·kw is mostly overhead.
 
-Only the input and the weight are saved for backward, not the columns, which are kh·kw
-times the input: keeping them would save one im2col in backward (6 ms of about 45 ms on
-the 64->64, 32x32, batch-16 3x3 benchmark) at nine times the input's memory for every conv
-in a network.
+Only the input and the weight are saved for backward, never the columns, which are kh·kw
+times the input: for every conv of a network that would be nine times its input's memory,
+held from forward to backward.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from kinone.autograd import Function, Tensor
 class Conv2d(Function):
     """y = b[o] + Σ_{c,i,j} W[o, c, i, j] · x_pad[n, c, s·h + d·i, s·w + d·j] at each output (n, o, h, w),
     c over o's group;  dL/dW = Σ_n g · colsᵀ (cols: the im2col windows of x),  dL/db = Σ_{n,h,w} g,
-    dL/dx = col2im(Wᵀ · g), which for stride 1 is the full correlation of g with the flipped,
-    channel-transposed W.
+    dL/dx = col2im(Wᵀ · g). For stride 1 both are computed from the windows of g padded by
+    d·(k-1) - p: dL/dx is their correlation with the flipped, channel-transposed W and dL/dW
+    the flipped correlation of x with them.
 
     Attributes: stride, padding, dilation as (height, width) pairs; groups an int.
     """
@@ -86,9 +87,33 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
     n, channels, height, width = x_shape
     out_channels, _, kh, kw = w_shape
     out_h, out_w = ctx.output_size
-    g = grad.reshape(n, groups, out_channels // groups, out_h * out_w)
-    grad_x = grad_w = cols = None
-    if ctx.needs_input_grad[1]:
+    group_in, group_out = channels // groups, out_channels // groups
+    needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    grad_x = grad_w = None
+    reach_h, reach_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+    if stride == (1, 1) and padding[0] <= reach_h and padding[1] <= reach_w:
+        # With stride 1 both gradients come from the windows of g padded by q = d·(k-1) - p
+        # (the columns of the transposed convolution): dL/dx is their product with the kernel
+        # flipped in space and transposed in channels, and dL/dW the flipped correlation of x
+        # with them. One im2col serves both, and no col2im is needed: on (16, 64->64, 32x32)
+        # 3x3 float32 the backward took 27.6 ms with the input gradient done this way (against
+        # 36.3 ms for Wᵀ·g followed by col2im), and a further ~2 ms less with the weight
+        # gradient taken from the same columns instead of an im2col of x.
+        q = (reach_h - padding[0], reach_w - padding[1])
+        g_cols = _columns(grad, (kh, kw), (1, 1), q, dilation, (height, width))
+        g_cols = g_cols.reshape(n, groups, group_out * kh * kw, height * width)
+        if needs_x:
+            flipped = weight.reshape(groups, group_out, group_in, kh, kw)[..., ::-1, ::-1].swapaxes(1, 2)
+            grad_x = np.matmul(np.ascontiguousarray(flipped).reshape(groups, group_in, -1), g_cols).reshape(x_shape)
+        if needs_w:
+            x_rows = x.reshape(n, groups, group_in, height * width)
+            correlation = np.matmul(x_rows, g_cols.swapaxes(-1, -2)).sum(axis=0)  # (G, Cg, Og·kh·kw)
+            correlation = correlation.reshape(groups, group_in, group_out, kh, kw)[..., ::-1, ::-1]
+            grad_w = correlation.swapaxes(1, 2).reshape(w_shape)
+        return grad_x, grad_w
+    g = grad.reshape(n, groups, group_out, out_h * out_w)
+    cols = None
+    if needs_w:
         cols = _columns(x, (kh, kw), stride, padding, dilation, (out_h, out_w))
         cols = cols.reshape(n, groups, -1, out_h * out_w)
         # One GEMM per (image, group), summed over images: on (16, 64->64, 32x32, 3x3) float32
@@ -96,27 +121,12 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
         grad_w = np.matmul(g, cols.swapaxes(-1, -2)).sum(axis=0).reshape(w_shape)
         if _is_pointwise((kh, kw), stride, padding):
             cols = None  # a view of x, not a buffer we may write over
-    if not ctx.needs_input_grad[0]:
-        return None, grad_w
-    reach_h, reach_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-    if stride == (1, 1) and padding[0] <= reach_h and padding[1] <= reach_w:
-        # With stride 1 the input gradient is itself a convolution: g padded by d·(k-1) - p,
-        # correlated with the kernel flipped in space and transposed in channels. Its columns
-        # go through the same im2col and one GEMM, and no col2im is needed: on the 3x3 case
-        # above 27.6 ms against 36.3 ms for Wᵀ·g followed by col2im. The columns of x are no
-        # longer needed, so their buffer is reused (a fresh 37 MB buffer costs 4.5 ms of page
-        # faults on this machine).
-        flipped = weight.reshape(groups, out_channels // groups, channels // groups, kh, kw)[..., ::-1, ::-1]
-        flipped = np.ascontiguousarray(flipped.swapaxes(1, 2)).reshape(groups, channels // groups, -1)
-        q = (reach_h - padding[0], reach_w - padding[1])
-        g_cols = _columns(grad, (kh, kw), (1, 1), q, dilation, (height, width), buffer=cols)
-        g_cols = g_cols.reshape(n, groups, -1, height * width)
-        grad_x = np.matmul(flipped, g_cols).reshape(x_shape)
-    else:
-        w_t = np.ascontiguousarray(weight.reshape(groups, out_channels // groups, -1).swapaxes(1, 2))
-        out = None
-        if cols is not None and cols.size >= n * channels * kh * kw * out_h * out_w:
-            out = cols.reshape(-1)[: n * channels * kh * kw * out_h * out_w].reshape(n, groups, -1, out_h * out_w)
+    if needs_x:
+        w_t = np.ascontiguousarray(weight.reshape(groups, group_out, -1).swapaxes(1, 2))
+        size = n * channels * kh * kw * out_h * out_w
+        # The columns of x are no longer needed: their buffer takes Wᵀ·g (a fresh 37 MB
+        # buffer costs 4.5 ms of page faults on this machine).
+        out = cols.reshape(-1)[:size].reshape(n, groups, -1, out_h * out_w) if cols is not None else None
         d_cols = np.matmul(w_t, g, out=out)
         grad_x = col2im(d_cols.reshape(n, channels, kh, kw, out_h, out_w), x_shape, stride, padding, dilation)
     return grad_x, grad_w

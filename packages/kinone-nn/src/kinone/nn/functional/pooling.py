@@ -2,8 +2,8 @@
 output sizes, padding rules, ceil_mode and divisors.
 
 Max and average pooling loop over the kh·kw kernel offsets: each offset is one strided view
-of the input, so a step is one vectorised op over all windows at once (no np.add.at, no
-loop over pixels). Adaptive average pooling is a product with two small averaging
+of the input (held as its stride phases, so that views have unit-stride rows), and a step is
+one vectorised op over all windows at once (no np.add.at, no loop over pixels). Adaptive average pooling is a product with two small averaging
 matrices, with fast paths for evenly dividing sizes and for global pooling.
 """
 
@@ -26,50 +26,53 @@ class MaxPool2d(Function):
     def forward(ctx, x, *, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
         output_size = _check_pool_input("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
         out = np.full((*x.shape[:2], *output_size), -np.inf, dtype=x.dtype)
+        x_phases = _StridePhases.split(x, stride)
         for out_part, x_part in _window_parts(x.shape[2:], kernel_size, stride, padding, dilation, output_size):
-            np.maximum(out[out_part], x[x_part], out=out[out_part])
+            np.maximum(out[out_part], x_phases.view(x_part), out=out[out_part])
         # Saved: x and y, not argmax indices. Backward finds each window's first maximum by
         # equality with y; on (16, 64, 32x32), 3x3 stride 2 float32, forward + backward took
         # 6.2 ms this way against 8.3 ms with uint8 indices built in the forward (np.where per
         # offset) and 15 ms with indices tracked by masked copies.
-        ctx.save_for_backward(x, out)
-        ctx.output_size = output_size
+        # The phases rather than x: backward reads the same views (for stride 1 they are x).
+        ctx.save_for_backward(x_phases.phases, out)
+        ctx.output_size, ctx.input_shape = output_size, x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, out = ctx.saved
-        attrs = ctx.attrs
+        phases, out = ctx.saved
+        attrs, shape = ctx.attrs, ctx.input_shape
+        x = _StridePhases(phases, shape, attrs["stride"])
         parts = _window_parts(
-            x.shape[2:],
+            shape[2:],
             attrs["kernel_size"],
             attrs["stride"],
             attrs.get("padding", (0, 0)),
             attrs.get("dilation", (1, 1)),
             ctx.output_size,
         )
-        grad_x = np.zeros(x.shape, dtype=grad.dtype)
+        grad_x = _StridePhases.zeros(shape, attrs["stride"], grad.dtype)
         taken = np.zeros(out.shape, dtype=bool)
         is_max = np.empty(out.shape, dtype=bool)
         routed = np.empty(out.shape, dtype=grad.dtype)
         for out_part, x_part in parts:
             hit, claimed, share = is_max[out_part], taken[out_part], routed[out_part]
-            np.equal(x[x_part], out[out_part], out=hit)
+            np.equal(x.view(x_part), out[out_part], out=hit)
             np.greater(hit, claimed, out=hit)  # a maximum not already claimed by an earlier offset
             claimed |= hit
             np.multiply(grad[out_part], hit, out=share)
-            grad_x[x_part] += share
+            grad_x.view(x_part)[...] += share
         if not taken.all():
             # Only windows whose maximum is NaN are left (NaN equals nothing): PyTorch's kernel
             # takes every NaN it meets, so the gradient goes to the window's last NaN.
             for out_part, x_part in reversed(parts):
                 hit, claimed, share = is_max[out_part], taken[out_part], routed[out_part]
-                np.isnan(x[x_part], out=hit)
+                np.isnan(x.view(x_part), out=hit)
                 np.greater(hit, claimed, out=hit)
                 claimed |= hit
                 np.multiply(grad[out_part], hit, out=share)
-                grad_x[x_part] += share
-        return grad_x
+                grad_x.view(x_part)[...] += share
+        return grad_x.merge()
 
 
 class AvgPool2d(Function):
@@ -87,8 +90,9 @@ class AvgPool2d(Function):
     ):
         output_size = _check_pool_input("avg_pool2d", x, kernel_size, stride, padding, (1, 1), ceil_mode)
         out = np.zeros((*x.shape[:2], *output_size), dtype=x.dtype)
+        x_phases = _StridePhases.split(x, stride)
         for out_part, x_part in _window_parts(x.shape[2:], kernel_size, stride, padding, (1, 1), output_size):
-            out[out_part] += x[x_part]
+            out[out_part] += x_phases.view(x_part)
         divisor = _avg_divisor(
             x.shape[2:], kernel_size, stride, padding, output_size, count_include_pad, divisor_override
         )
@@ -101,7 +105,7 @@ class AvgPool2d(Function):
         attrs = ctx.attrs
         divisor, input_shape = ctx.divisor, ctx.input_shape
         scaled = grad / (divisor.astype(grad.dtype) if isinstance(divisor, np.ndarray) else grad.dtype.type(divisor))
-        grad_x = np.zeros(input_shape, dtype=grad.dtype)
+        grad_x = _StridePhases.zeros(input_shape, attrs["stride"], grad.dtype)
         parts = _window_parts(
             input_shape[2:],
             attrs["kernel_size"],
@@ -111,8 +115,8 @@ class AvgPool2d(Function):
             ctx.output_size,
         )
         for out_part, x_part in parts:
-            grad_x[x_part] += scaled[out_part]
-        return grad_x
+            grad_x.view(x_part)[...] += scaled[out_part]
+        return grad_x.merge()
 
 
 class AdaptiveAvgPool2d(Function):
@@ -338,6 +342,57 @@ def _axis_part(length, offset, stride, out_length):
     if first >= last:
         return None
     return slice(first, last), slice(first * stride + offset, (last - 1) * stride + offset + 1, stride)
+
+
+class _StridePhases:
+    """An (N, C, H, W) array held as its sh·sw stride phases (rows ≡ a mod sh, columns ≡ b mod
+    sw), so that the per-offset views of a strided pooling read and write unit-stride rows
+    instead of every sh-th element: on (16, 64, 32x32), 3x3 stride 2 float32, max-pool backward
+    took 7.4 ms this way against 9.6 ms on stride-2 views of one array (the phase split and the
+    final interleave included). With stride 1 it is the plain array, not a copy."""
+
+    def __init__(self, phases, shape, stride):
+        self.phases, self.shape, self.stride = phases, shape, stride
+
+    @classmethod
+    def zeros(cls, shape, stride, dtype):
+        if stride == (1, 1):
+            return cls(np.zeros(shape, dtype=dtype), shape, stride)
+        grid = (-(-shape[2] // stride[0]), -(-shape[3] // stride[1]))
+        return cls(np.zeros((*stride, *shape[:2], *grid), dtype=dtype), shape, stride)
+
+    @classmethod
+    def split(cls, x, stride):
+        if stride == (1, 1):
+            return cls(x, x.shape, stride)
+        phases = cls.zeros(x.shape, stride, x.dtype)
+        for a in range(stride[0]):
+            for b in range(stride[1]):
+                part = x[:, :, a :: stride[0], b :: stride[1]]
+                phases.phases[a, b, :, :, : part.shape[2], : part.shape[3]] = part
+        return phases
+
+    def view(self, x_part):
+        """The elements that x_part (an index from `_window_parts`) selects, as a view."""
+        if self.stride == (1, 1):
+            return self.phases[x_part]
+        rows, cols = x_part[2], x_part[3]
+        (sh, sw), last_row, last_col = self.stride, rows.stop - 1, cols.stop - 1
+        return self.phases[
+            rows.start % sh, cols.start % sw, :, :,
+            rows.start // sh : last_row // sh + 1, cols.start // sw : last_col // sw + 1,
+        ]  # fmt: skip
+
+    def merge(self) -> np.ndarray:
+        """The array as one (N, C, H, W) array."""
+        if self.stride == (1, 1):
+            return self.phases
+        (sh, sw), merged = self.stride, np.empty(self.shape, dtype=self.phases.dtype)
+        for a in range(sh):
+            for b in range(sw):
+                part = merged[:, :, a::sh, b::sw]
+                part[...] = self.phases[a, b, :, :, : part.shape[2], : part.shape[3]]
+        return merged
 
 
 def _avg_divisor(size, kernel_size, stride, padding, output_size, count_include_pad, divisor_override):
