@@ -235,6 +235,20 @@ def test_conv2d_backward_twice_with_retain_graph():
         np.testing.assert_allclose(w.grad.numpy(), 2 * first_w)
 
 
+def test_conv2d_results_do_not_share_the_workspace():
+    """The columns live in a reused per-thread buffer; no result may alias it."""
+    x1, x2 = leaf(rng.standard_normal((2, 3, 6, 6))), leaf(rng.standard_normal((2, 3, 6, 6)))
+    w = leaf(rng.standard_normal((4, 3, 3, 3)))
+    y1 = F.conv2d(x1, w, stride=2, padding=1)
+    kept = y1.numpy().copy()
+    y1.sum().backward()
+    grads = x1.grad.numpy().copy(), w.grad.numpy().copy()
+    F.conv2d(x2, w, padding=1).sum().backward()
+    F.conv2d(x2, w, stride=2, padding=1).sum().backward()
+    np.testing.assert_array_equal(y1.numpy(), kept)
+    np.testing.assert_array_equal(x1.grad.numpy(), grads[0])
+
+
 def test_conv2d_accepts_non_contiguous_inputs():
     x = rng.standard_normal((2, 6, 3, 7)).transpose(0, 3, 2, 1)[:, ::2, :, :3]  # (2, 4, 3, 3), strided
     w = rng.standard_normal((3, 4, 6, 2)).transpose(2, 1, 0, 3)[::-2]  # (3, 4, 3, 2), strided
@@ -252,14 +266,15 @@ def test_depthwise_tiles_give_the_same_result(monkeypatch):
     w = rng.standard_normal((6, 1, 3, 3))
     g = rng.standard_normal((5, 6, 4, 3))
     results = []
-    for tile_bytes in (1 << 30, 1):
+    for tile_bytes in (1 << 30, 1, 3840):  # one tile; tiles of one image; 2 + 2 + 1 images
         monkeypatch.setattr(conv_module, "DEPTHWISE_TILE_BYTES", tile_bytes)
         tx, tw = leaf(x), leaf(w)
         out = F.conv2d(tx, tw, stride=2, padding=1, groups=3)
         out.backward(g)
         results.append((out.numpy(), tx.grad.numpy(), tw.grad.numpy()))
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for tiled in results[1:]:
+        for a, b in zip(results[0], tiled):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_gradient_from_a_broadcast_sum():
