@@ -80,6 +80,23 @@ class Conv2d(Function):
         return (grad_x, grad_w) if len(needs) == 2 else (grad_x, grad_w, grad_b)
 
 
+def _sum_of_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ over images n of a[n] · b[n]ᵀ, for a (N, G, M, P) and b (N, G, K, P): (G, M, K).
+
+    With many pixels per image, one GEMM per (image, group) summed over images is fastest: on
+    (16, 64->64, 32x32, 3x3) float32 it took 10 ms, against 41 ms for tensordot (which copies
+    both). With few pixels (deep layers: ResNet-18's layer4 is 2x2 at 64x64 input) those GEMMs
+    are tiny and their (N, G, M, K) stack is huge (151 MB for 16 x 512 x 4608): one GEMM over
+    all N·P columns took 1.9 ms against 27.7 ms there, and 5.3 ms against 2.7 ms at P = 256.
+    """
+    n, groups, m, p = a.shape
+    if p > 64:
+        return np.matmul(a, b.swapaxes(-1, -2)).sum(axis=0)
+    a_all = a.transpose(1, 2, 0, 3).reshape(groups, m, n * p)
+    b_all = b.transpose(1, 2, 0, 3).reshape(groups, b.shape[2], n * p)
+    return np.matmul(a_all, b_all.swapaxes(-1, -2))
+
+
 def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
     x_shape, w_shape = ctx.input_shapes[0], ctx.input_shapes[1]
     n, channels, height, width = x_shape
@@ -105,7 +122,7 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
             grad_x = np.matmul(np.ascontiguousarray(flipped).reshape(groups, group_in, -1), g_cols).reshape(x_shape)
         if needs_w:
             x_rows = x.reshape(n, groups, group_in, height * width)
-            correlation = np.matmul(x_rows, g_cols.swapaxes(-1, -2)).sum(axis=0)  # (G, Cg, Og·kh·kw)
+            correlation = _sum_of_products(x_rows, g_cols)  # (G, Cg, Og·kh·kw)
             correlation = correlation.reshape(groups, group_in, group_out, kh, kw)[..., ::-1, ::-1]
             grad_w = correlation.swapaxes(1, 2).reshape(w_shape)
         return grad_x, grad_w
@@ -113,9 +130,7 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
     if needs_w:
         cols = _columns(x, (kh, kw), stride, padding, dilation, (out_h, out_w))
         cols = cols.reshape(n, groups, -1, out_h * out_w)
-        # One GEMM per (image, group), summed over images: on (16, 64->64, 32x32, 3x3) float32
-        # this took 10 ms, against 41 ms for tensordot over the same axes (it copies both).
-        grad_w = np.matmul(g, cols.swapaxes(-1, -2)).sum(axis=0).reshape(w_shape)
+        grad_w = _sum_of_products(g, cols).reshape(w_shape)
     if needs_x:
         w_t = np.ascontiguousarray(weight.reshape(groups, group_out, -1).swapaxes(1, 2))
         size = n * channels * kh * kw * out_h * out_w
