@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -135,10 +136,10 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
 def test_checkpoint_restores_the_rng_streams(tmp_path):
     model = _mlp()
     save_checkpoint(tmp_path / "c.npz", model)
-    after = (np.random.rand(), __import__("random").random())
+    after = (np.random.rand(), random.random())
     np.random.rand(5)
     load_checkpoint(tmp_path / "c.npz", model)
-    assert (np.random.rand(), __import__("random").random()) == after
+    assert (np.random.rand(), random.random()) == after
 
 
 def test_load_checkpoint_rejects_a_plain_state_dict(tmp_path):

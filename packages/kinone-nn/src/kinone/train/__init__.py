@@ -3,6 +3,7 @@
 from .checkpoint import (
     capture_rng_state,
     load_checkpoint,
+    load_training_state,
     read_checkpoint_progress,
     read_rng_state,
     restore_rng_state,
@@ -20,6 +21,7 @@ __all__ = [
     "apply_resumes",
     "capture_rng_state",
     "load_checkpoint",
+    "load_training_state",
     "mean_auroc",
     "per_class_auroc",
     "read_checkpoint_progress",

@@ -80,6 +80,15 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, rng_state: dict
 
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng: bool = True) -> dict:
     """Load what `save_checkpoint` wrote into the given objects (strictly); return `progress`."""
+    progress, rng_state = load_training_state(path, model, optimizer, scheduler)
+    if restore_rng:
+        restore_rng_state(rng_state)
+    return progress
+
+
+def load_training_state(path, model=None, optimizer=None, scheduler=None) -> tuple[dict, dict]:
+    """Like `load_checkpoint`, reading the file once, but hand back the RNG states instead of
+    restoring them: (progress, rng_state). A trainer restores them after positioning its data."""
     arrays, metadata = load_with_metadata(path)
     if not metadata or metadata.get("format") != FORMAT:
         raise ValueError(f"load_checkpoint: {path} is not a Kinone checkpoint (no '{FORMAT}' metadata)")
@@ -93,9 +102,7 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rn
         if "scheduler" not in metadata:
             raise ValueError(f"load_checkpoint: {path} holds no scheduler state")
         scheduler.load_state_dict(_join_arrays(metadata["scheduler"], arrays))
-    if restore_rng:
-        restore_rng_state(_join_arrays(metadata["rng"], arrays))
-    return metadata["progress"]
+    return metadata["progress"], _join_arrays(metadata["rng"], arrays)
 
 
 def read_checkpoint_progress(path) -> dict:

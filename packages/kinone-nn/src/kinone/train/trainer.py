@@ -28,7 +28,7 @@ import numpy as np
 
 from kinone.autograd import Tensor, no_grad
 
-from .checkpoint import capture_rng_state, load_checkpoint, read_rng_state, restore_rng_state, save_checkpoint
+from .checkpoint import capture_rng_state, load_training_state, restore_rng_state, save_checkpoint
 from .run_log import RunWriter
 
 
@@ -156,9 +156,9 @@ class Trainer:
         epoch, start_batch, step, best = 0, 0, 0, None
         rng_state = None
         if resuming:
-            progress = load_checkpoint(self.latest_path, self.model, self.optimizer, self.scheduler, restore_rng=False)
+            # The RNG states are restored once the data is positioned (positioning may draw).
+            progress, rng_state = load_training_state(self.latest_path, self.model, self.optimizer, self.scheduler)
             epoch, start_batch, step, best = progress["epoch"], progress["batch"], progress["step"], progress["best"]
-            rng_state = read_rng_state(self.latest_path)  # restored once the data is positioned
             writer.log_event("resume", step=step, epoch=epoch, batch=start_batch)
         last_val: dict = {}
         try:
