@@ -1,0 +1,30 @@
+"""kinone.onnx: export Kinone models to ONNX, and check them against onnxruntime.
+
+    from kinone import onnx as kinone_onnx
+    kinone_onnx.export(model, example_input, "model.onnx")        # opset 17, dynamic batch
+    report = kinone_onnx.verify(model, "model.onnx", example_input)  # needs onnxruntime
+    print(report.max_abs_diff)
+"""
+
+from .__about__ import __version__
+from .export import DEFAULT_OPSET, MIN_OPSET, build_model, export, max_opset, trace_model
+from .graph import ExportError
+from .registry import CONVERTERS, converter, supported_functions
+from .verify import VerificationError, VerifyReport, verify
+
+__all__ = [
+    "CONVERTERS",
+    "DEFAULT_OPSET",
+    "ExportError",
+    "MIN_OPSET",
+    "VerificationError",
+    "VerifyReport",
+    "__version__",
+    "build_model",
+    "converter",
+    "export",
+    "max_opset",
+    "supported_functions",
+    "trace_model",
+    "verify",
+]

@@ -1,0 +1,272 @@
+"""`export`: run a model once under the tracing hook and write what it did as an ONNX graph.
+
+    from kinone import models, onnx as kinone_onnx
+    model = models.resnet18(num_classes=14, in_channels=1)
+    kinone_onnx.export(model, Tensor(np.zeros((2, 1, 224, 224), np.float32)), "model.onnx")
+
+The model runs in eval mode without a graph, and every `Function.apply` it makes is recorded
+(kinone.autograd's tracing hook) together with the module it was called in. Each record goes
+to the converter of its Function (`registry.py`, `converters/`), which writes ONNX nodes.
+Parameters and buffers become initializers named by their state-dict keys; any other tensor
+the model made without a Function (a constant) becomes a Constant node. Dead nodes are
+dropped, the model is checked by `onnx.checker` (full check, with shape inference), and only
+then written, atomically: an export that fails writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from kinone.autograd import Tensor, no_grad, register_apply_hook
+from kinone.nn.serialization import atomic_write
+
+from . import converters  # noqa: F401  (registers the converters)
+from .__about__ import __version__
+from .graph import Call, ExportError, GraphBuilder, value_info
+from .registry import CONVERTERS, NOT_BATCHED, TRAINING_ONLY, supported_functions
+
+MIN_OPSET = 13  # Squeeze/Unsqueeze/ReduceSum take axes as inputs, Softmax works on one axis
+DEFAULT_OPSET = 17
+
+
+def max_opset() -> int:
+    """The newest default-domain opset the installed `onnx` package knows."""
+    return onnx.defs.onnx_opset_version()
+
+
+class _ModuleScopes:
+    """Knows, during a forward, which module (by its dotted name) is running."""
+
+    def __init__(self, model):
+        self.stack: list[tuple[str, str]] = []
+        self.handles = []
+        if hasattr(model, "named_modules"):
+            for name, module in model.named_modules():
+                self.handles.append(module.register_forward_pre_hook(self._enter(name, type(module).__name__)))
+                self.handles.append(module.register_forward_hook(self._leave))
+
+    def _enter(self, name, kind):
+        def hook(module, inputs):
+            self.stack.append((name, kind))
+
+        return hook
+
+    def _leave(self, module, inputs, output):
+        self.stack.pop()
+
+    def current(self) -> tuple[str, str]:
+        return self.stack[-1] if self.stack else ("", "")
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def trace_model(model, inputs: tuple) -> tuple[list, tuple]:
+    """Run `model(*inputs)` in eval mode without a graph; return ([(record, (scope, module
+    class))...], outputs as a tuple of Tensors). The model's train/eval mode is restored."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    scopes = _ModuleScopes(model)
+    calls: list = []
+    handle = register_apply_hook(lambda record: calls.append((record, scopes.current())))
+    try:
+        with no_grad():
+            outputs = model(*inputs)
+    finally:
+        handle.remove()
+        scopes.remove()
+        if was_training and hasattr(model, "train"):
+            model.train(True)
+    outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+    for i, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise ExportError(f"kinone.onnx.export: the model's output {i} is a {type(out).__name__}, not a Tensor")
+    return calls, outputs
+
+
+def _as_inputs(example_input) -> tuple:
+    examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    tensors = []
+    for i, x in enumerate(examples):
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x))
+        if x.ndim == 0:
+            raise ExportError(f"kinone.onnx.export: example input {i} is a scalar; inputs need a batch dim")
+        tensors.append(x)
+    return tuple(tensors)
+
+
+def _check_names(kind: str, names, count: int) -> list[str]:
+    names = [names] if isinstance(names, str) else list(names)
+    if len(names) != count:
+        raise ExportError(f"kinone.onnx.export: {count} {kind}(s) but {len(names)} {kind}_names {names}")
+    if len(set(names)) != len(names):
+        raise ExportError(f"kinone.onnx.export: {kind}_names must be distinct, got {names}")
+    return names
+
+
+def _check_opset(opset: int) -> int:
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= max_opset():
+        raise ExportError(
+            f"kinone.onnx.export: opset must be an int from {MIN_OPSET} to {max_opset()} (the newest this onnx "
+            f"{onnx.__version__} knows), got {opset!r}"
+        )
+    return int(opset)
+
+
+def _missing_converter(function: type, scope: str, kind: str) -> ExportError:
+    where = f"module {scope!r} ({kind})" if scope else "the model's own forward"
+    reason = TRAINING_ONLY.get(function)
+    detail = f" ({reason})" if reason else f"; the exporter supports: {', '.join(supported_functions())}"
+    return ExportError(
+        f"kinone.onnx.export: no ONNX converter for {function.__module__}.{function.__qualname__}, called in "
+        f"{where}{detail}. Nothing was written."
+    )
+
+
+def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("input",),
+                output_names=("output",), dynamic_batch: bool = True) -> onnx.ModelProto:
+    """The checked ONNX `ModelProto` that `export` writes (see `export`), without writing it."""
+    opset = _check_opset(opset)
+    inputs = _as_inputs(example_input)
+    input_names = _check_names("input", input_names, len(inputs))
+    batch_size = inputs[0].shape[0] if dynamic_batch else None
+    if dynamic_batch and any(x.shape[0] != batch_size for x in inputs):
+        raise ExportError(f"kinone.onnx.export: dynamic_batch needs one batch size for all inputs, got shapes {[x.shape for x in inputs]}")
+
+    calls, outputs = trace_model(model, inputs)
+    output_names = _check_names("output", output_names, len(outputs))
+    for record, (scope, kind) in calls:  # every Function must be known before anything is built
+        if record.function not in CONVERTERS:
+            raise _missing_converter(record.function, scope, kind)
+
+    g = GraphBuilder(opset, batch_size)
+    names: dict[int, str] = {}  # id(Tensor) -> value name
+    data_names: dict[int, str] = {}  # id(ndarray) -> value name (a detached view of a traced value)
+    batch_axes: dict[str, int | None] = {}
+    shapes: dict[str, tuple] = {}
+    for name, x in zip(input_names, inputs):
+        names[id(x)] = g.reserve(name)
+        batch_axes[name] = 0 if dynamic_batch else None
+    parameters = {}
+    if hasattr(model, "named_parameters"):
+        for key, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            parameters.setdefault(id(tensor), (key, tensor))
+    final_names = {}  # the first record that makes an output writes it under its output name
+    for name, out in zip(output_names, outputs):
+        g.reserve(name)
+        final_names.setdefault(id(out), name)
+
+    def value_of(t: Tensor) -> str:
+        key = id(t)
+        if key in names:
+            return names[key]
+        if key in parameters:
+            name = g.initializer(parameters[key][0], t.data)
+        elif id(t.data) in data_names:
+            name = data_names[id(t.data)]
+        else:
+            name = g.constant(t.data, hint="constant")
+        names[key] = name
+        batch_axes.setdefault(name, None)
+        return name
+
+    for record, (scope, _kind) in calls:
+        g.scope = scope
+        in_names = [value_of(t) for t in record.inputs]
+        out = record.output
+        out_name = final_names.pop(id(out), None) or g.fresh(f"{scope or 'model'}/{record.function.__name__}:0")
+        call = Call(
+            function=record.function,
+            inputs=in_names,
+            input_shapes=[tuple(t.shape) for t in record.inputs],
+            input_batch_axes=[batch_axes.get(n) for n in in_names],
+            output=out_name,
+            output_shape=tuple(out.shape),
+            dtype=out.dtype,
+            attrs=dict(record.attrs),
+            scope=scope,
+        )
+        returned = CONVERTERS[record.function](g, call)
+        batch_axes[out_name] = _output_batch_axis(call, returned, batch_size)
+        shapes[out_name] = call.output_shape
+        names[id(out)] = out_name
+        data_names.setdefault(id(out.data), out_name)
+
+    g.scope = ""
+    graph_outputs = []
+    for name, out in zip(output_names, outputs):
+        source = value_of(out)
+        if source != name:  # an input, a parameter or a constant returned as it is, or an output twice
+            g.node("Identity", [source], name)
+            batch_axes[name] = batch_axes.get(source)
+        graph_outputs.append(value_info(name, out.dtype, out.shape, batch_axes.get(name)))
+    graph_inputs = [value_info(name, x.dtype, x.shape, batch_axes[name]) for name, x in zip(input_names, inputs)]
+
+    nodes, initializers = _live(g.nodes, g.initializers, output_names)
+    graph = helper.make_graph(nodes, type(model).__name__, graph_inputs, graph_outputs, initializer=initializers)
+    opset_ids = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(
+        graph,
+        opset_imports=opset_ids,
+        ir_version=helper.find_min_ir_version_for(opset_ids),
+        producer_name="kinone-onnx",
+        producer_version=__version__,
+        doc_string=f"{type(model).__name__} exported by kinone-onnx {__version__}",
+    )
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"kinone.onnx.export: the written graph fails onnx.checker (an exporter bug): {error}") from error
+    return proto
+
+
+def _output_batch_axis(call: Call, returned, batch_size):
+    """The batch axis of a converter's output: what it returned, or the broadcast rule."""
+    if batch_size is None or returned == NOT_BATCHED:
+        return None
+    shape = call.output_shape
+    if returned is None:
+        for axis, in_shape in zip(call.input_batch_axes, call.input_shapes):
+            if axis is not None:
+                returned = axis + len(shape) - len(in_shape)
+                break
+    if returned is None or not 0 <= returned < len(shape) or shape[returned] != batch_size:
+        return None
+    return returned
+
+
+def _live(nodes: list, initializers: list, outputs: list[str]) -> tuple[list, list]:
+    """The nodes and initializers the outputs depend on, in their order."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    kept.reverse()
+    return kept, [t for t in initializers if t.name in needed]
+
+
+def export(model, example_input, path, opset: int = DEFAULT_OPSET, input_names=("input",),
+           output_names=("output",), dynamic_batch: bool = True) -> onnx.ModelProto:
+    """Write `model` as an ONNX file at `path` and return the `ModelProto`.
+
+    example_input: a Tensor or array (or a tuple of them for several inputs) to trace with.
+    opset: the default-domain opset (17: loads in onnxruntime releases of the last years; any
+    from 13 to `max_opset()`); the IR version is the oldest that carries it (8 for 17).
+    dynamic_batch: dim 0 of every input and of the outputs it reaches is the symbolic "batch",
+    so the model runs at any batch size. Initializer names are the model's state-dict keys.
+    A Function without a converter raises `ExportError` naming it and its module; nothing is
+    written then, nor when the checker rejects the graph.
+    """
+    proto = build_model(model, example_input, opset, input_names, output_names, dynamic_batch)
+    data = proto.SerializeToString()
+    atomic_write(Path(path), lambda f: f.write(data))
+    return proto

@@ -1,0 +1,122 @@
+"""`verify`: run an exported file in onnxruntime and the model in Kinone on the same inputs.
+
+    report = verify(model, "model.onnx", example_input)       # raises VerificationError if off
+    print(report)   # "max |onnxruntime - kinone| 3.1e-07 over batch sizes [2, 3] ..."
+
+When the file's batch dim is dynamic, a batch of another size (one sample more than the
+first input, drawn with the input's mean and spread) is checked as well, so a shape frozen
+at the example's batch size cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kinone.autograd import Tensor, no_grad
+
+
+class VerificationError(AssertionError):
+    """onnxruntime and Kinone disagree beyond the tolerance (the message has the numbers)."""
+
+
+@dataclass
+class VerifyReport:
+    """The largest differences found, over every checked input and output."""
+
+    max_abs_diff: float = 0.0
+    max_rel_diff: float = 0.0
+    batch_sizes: list = field(default_factory=list)
+    runs: list = field(default_factory=list)  # per run: {"batch_size", "max_abs_diff" per output}
+
+    def __str__(self) -> str:
+        return (f"max |onnxruntime - kinone| {self.max_abs_diff:.3g} (relative {self.max_rel_diff:.3g}) "
+                f"over batch sizes {self.batch_sizes}")
+
+
+def _runtime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError("kinone.onnx.verify needs onnxruntime: pip install 'kinone-onnx[runtime]'") from None
+    return onnxruntime
+
+
+def _as_runs(inputs) -> list[tuple[np.ndarray, ...]]:
+    """One batch (an array/Tensor, or a tuple of them for several model inputs) or a list of batches."""
+    def one(batch):
+        parts = batch if isinstance(batch, tuple) else (batch,)
+        return tuple(np.asarray(p.data if isinstance(p, Tensor) else p) for p in parts)
+
+    if isinstance(inputs, list):
+        return [one(b) for b in inputs]
+    return [one(inputs)]
+
+
+def _another_batch(run: tuple[np.ndarray, ...], seed: int = 0) -> tuple[np.ndarray, ...]:
+    """The run with one sample more, drawn like the run's own values."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for x in run:
+        extra = rng.standard_normal((1, *x.shape[1:])) * (x.std() or 1.0) + x.mean()
+        out.append(np.concatenate([x, extra.astype(x.dtype)]))
+    return tuple(out)
+
+
+def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> VerifyReport:
+    """Compare onnxruntime (CPU) on the file at `path` with `model` (eval mode, no graph) on
+    `inputs` and, for a dynamic batch dim, on a batch of another size. Raises
+    `VerificationError` naming the input, output, element and values when some element has
+    |ort - kinone| > atol + rtol·|kinone|; returns the report otherwise."""
+    ort = _runtime()
+    session = ort.InferenceSession(str(Path(path)), providers=["CPUExecutionProvider"])
+    input_names = [i.name for i in session.get_inputs()]
+    runs = _as_runs(inputs)
+    if not isinstance(session.get_inputs()[0].shape[0], int):  # symbolic: any batch size
+        runs.append(_another_batch(runs[0]))
+    report = VerifyReport()
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        for r, run in enumerate(runs):
+            if len(run) != len(input_names):
+                raise ValueError(f"kinone.onnx.verify: {path} takes {len(input_names)} inputs {input_names}, got {len(run)}")
+            with no_grad():
+                expected = model(*[Tensor(x) for x in run])
+            expected = [t.data for t in (expected if isinstance(expected, (tuple, list)) else (expected,))]
+            actual = session.run(None, dict(zip(input_names, run)))
+            batch = run[0].shape[0]
+            report.batch_sizes.append(batch)
+            diffs = {}
+            for o, (want, got) in enumerate(zip(expected, actual)):
+                diffs[o] = _compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}")
+                report.max_abs_diff = max(report.max_abs_diff, diffs[o][0])
+                report.max_rel_diff = max(report.max_rel_diff, diffs[o][1])
+            report.runs.append({"batch_size": batch, "max_abs_diff": [d[0] for d in diffs.values()]})
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train(True)
+    return report
+
+
+def _compare(want: np.ndarray, got: np.ndarray, rtol: float, atol: float, what: str) -> tuple[float, float]:
+    if want.shape != got.shape:
+        raise VerificationError(f"kinone.onnx.verify: {what}: onnxruntime gave shape {got.shape}, Kinone {want.shape}")
+    want64, got64 = want.astype(np.float64), got.astype(np.float64)
+    diff = np.abs(got64 - want64)
+    if diff.size == 0:
+        return 0.0, 0.0
+    excess = diff - (atol + rtol * np.abs(want64))
+    worst = np.unravel_index(np.nanargmax(np.where(np.isnan(excess), np.inf, excess)), diff.shape)
+    max_abs = float(np.nanmax(diff))
+    max_rel = float(np.nanmax(diff / np.maximum(np.abs(want64), np.finfo(np.float64).tiny)))
+    if not np.all(excess <= 0):
+        raise VerificationError(
+            f"kinone.onnx.verify: {what}: element {tuple(int(i) for i in worst)} is {got64[worst]!r} in onnxruntime "
+            f"but {want64[worst]!r} in Kinone (|diff| {diff[worst]:.3g} > atol {atol} + rtol {rtol} * |kinone|); "
+            f"max |diff| {max_abs:.3g}"
+        )
+    return max_abs, max_rel

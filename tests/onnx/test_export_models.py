@@ -1,0 +1,81 @@
+"""Every model of kinone.models exports, passes the full checker and runs in onnxruntime with
+Kinone's outputs, at batch sizes 2 (the example) and 3.
+
+Batch norms are first given real statistics (`calibrate`), so outputs are O(1). Deep networks
+in float32 are ill-conditioned: ResNet-152's logits move by ~1e-3 between two float32
+implementations (Kinone's own float32 result is that far from its float64 result). So besides
+`verify` at a tolerance scaled to the outputs, the test holds onnxruntime to the float64
+truth: its error may not exceed a few times Kinone's own float32 error. An exporter bug
+(a wrong pad, a frozen batch size, a missing op) shows up as an O(1) difference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from kinone import models
+from kinone.autograd import Tensor, no_grad
+
+from kinone import onnx as kinone_onnx
+
+SLOW = {"resnet101", "resnet152", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7"}
+NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in models.list_models()]
+
+
+def _logits(model, x: np.ndarray, dtype) -> np.ndarray:
+    model.to(dtype)
+    with no_grad():
+        return model(Tensor(x.astype(dtype))).data
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_exports_and_matches(name, tmp_path, calibrated):
+    rng = np.random.default_rng(0)
+    model = models.get_model(name, num_classes=14, in_channels=1)
+    calibrated(model, Tensor(rng.standard_normal((8, 1, 64, 64)).astype(np.float32)))
+    example = rng.standard_normal((2, 1, 64, 64)).astype(np.float32)
+    path = tmp_path / f"{name}.onnx"
+    proto = kinone_onnx.export(model, Tensor(example), path)
+
+    loaded = onnx.load(str(path))
+    onnx.checker.check_model(loaded, full_check=True)
+    assert (loaded.opset_import[0].version, loaded.ir_version) == (17, 8)
+    state = model.state_dict()
+    assert {t.name for t in proto.graph.initializer} <= set(state)
+    assert [d.dim_param or d.dim_value for d in loaded.graph.output[0].type.tensor_type.shape.dim] == ["batch", 14]
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (example, rng.standard_normal((3, 1, 64, 64)).astype(np.float32)):
+        ours32 = _logits(model, batch, np.float32)
+        truth = _logits(model, batch, np.float64)
+        model.to(np.float32)
+        theirs = session.run(None, {"input": batch})[0]
+        scale = float(np.abs(truth).max())
+        assert scale > 0.1, "calibration should give O(1) logits"
+        kinone_error = float(np.abs(ours32 - truth).max())
+        ort_error = float(np.abs(theirs - truth).max())
+        assert ort_error <= max(4 * kinone_error, 1e-5 * scale), (name, batch.shape, ort_error, kinone_error)
+
+    report = kinone_onnx.verify(model, path, Tensor(example), rtol=1e-4, atol=1e-3 * scale)
+    assert report.batch_sizes == [2, 3]
+
+
+def test_three_channel_imagenet_head(tmp_path, calibrated):
+    """The torchvision configuration (3 channels, 1000 classes), at a size that is not square."""
+    model = models.resnet18()
+    rng = np.random.default_rng(3)
+    calibrated(model, Tensor(rng.standard_normal((8, 3, 48, 64)).astype(np.float32)))
+    example = Tensor(rng.standard_normal((2, 3, 48, 64)).astype(np.float32))
+    kinone_onnx.export(model, example, tmp_path / "r18.onnx")
+    report = kinone_onnx.verify(model, tmp_path / "r18.onnx", example)
+    assert report.max_abs_diff < 1e-4
+
+
+def test_export_leaves_training_mode_as_it_was(tmp_path):
+    model = models.resnet18(num_classes=3, in_channels=1)
+    model.train()
+    kinone_onnx.export(model, Tensor(np.zeros((2, 1, 32, 32), np.float32)), tmp_path / "m.onnx")
+    assert model.training and all(m.training for m in model.modules())
