@@ -54,3 +54,30 @@ def test_a_wrong_data_dir_says_what_was_expected(tmp_path):
         main(["--data-dir", str(tmp_path / "nope"), "--no-progress"])
     with pytest.raises(SystemExit, match="give --data-dir"):
         main(["--no-progress"])
+
+
+def _has_onnx_exporter() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "onnx" for ep in entry_points(group="kinone.export"))
+
+
+@pytest.mark.skipif(not _has_onnx_exporter(), reason="kinone-onnx is not installed in this environment")
+def test_export_onnx_writes_a_model_that_onnxruntime_runs(tiny_sample, tmp_path):
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    assert _train(tiny_sample, tmp_path / "run", "--max-steps", "2", "--export-onnx") == 0
+    path = tmp_path / "run" / "model.onnx"
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": np.zeros((3, 1, 32, 32), np.float32)})
+    assert logits.shape == (3, len(FINDINGS))
+
+
+@pytest.mark.skipif(_has_onnx_exporter(), reason="kinone-onnx is installed in this environment")
+def test_export_onnx_without_kinone_onnx_says_so_and_finishes(tiny_sample, tmp_path, capsys):
+    assert _train(tiny_sample, tmp_path / "run", "--max-steps", "1", "--export-onnx") == 0
+    assert "kinone-onnx is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.onnx").exists()

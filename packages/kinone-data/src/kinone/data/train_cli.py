@@ -203,14 +203,15 @@ def _print_progress(steps_per_epoch: int):
 
 
 def _export_onnx(model, args) -> None:
-    try:
-        from kinone import onnx as kinone_onnx  # optional: the kinone-onnx distribution
-    except ImportError:
+    # kinone-onnx registers its exporter as the `kinone.export` entry point "onnx": kinone-data
+    # never imports kinone.onnx (the two sit side by side in the package layers).
+    from importlib.metadata import entry_points
+
+    exporters = {ep.name: ep for ep in entry_points(group="kinone.export")}
+    if "onnx" not in exporters:
         print("--export-onnx: kinone-onnx is not installed (pip install kinone-onnx); skipped", file=sys.stderr)
         return
-    example = Tensor(np.zeros((1, args.in_channels, args.image_size, args.image_size), dtype=np.float32))
-    path = Path(args.run_dir) / "model.onnx"
-    kinone_onnx.export(model, example, path)
+    path = exporters["onnx"].load()(model, args.run_dir, image_size=args.image_size, in_channels=args.in_channels)
     print(f"exported {path}")
 
 

@@ -115,8 +115,8 @@ def _compare(want: np.ndarray, got: np.ndarray, rtol: float, atol: float, what: 
     max_rel = float(np.nanmax(diff / np.maximum(np.abs(want64), np.finfo(np.float64).tiny)))
     if not np.all(excess <= 0):
         raise VerificationError(
-            f"kinone.onnx.verify: {what}: element {tuple(int(i) for i in worst)} is {got64[worst]!r} in onnxruntime "
-            f"but {want64[worst]!r} in Kinone (|diff| {diff[worst]:.3g} > atol {atol} + rtol {rtol} * |kinone|); "
+            f"kinone.onnx.verify: {what}: element {tuple(int(i) for i in worst)} is {float(got64[worst]):.8g} in "
+            f"onnxruntime but {float(want64[worst]):.8g} in Kinone (|diff| {diff[worst]:.3g} > atol {atol} + rtol {rtol} * |kinone|); "
             f"max |diff| {max_abs:.3g}"
         )
     return max_abs, max_rel

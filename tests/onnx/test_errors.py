@@ -1,0 +1,110 @@
+"""What the exporter refuses, and how it says so: nothing is written then."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kinone import nn
+from kinone.autograd import Tensor
+from kinone.nn import functional as F
+
+from kinone import onnx as kinone_onnx
+from kinone.onnx import ExportError
+
+
+class WithLoss(nn.Module):
+    """A model whose forward computes a loss: no ONNX form."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        self.head = nn.MSELoss()
+
+    def forward(self, x):
+        return self.head(self.body(x), Tensor(np.zeros((x.shape[0], 3), np.float32)))
+
+
+def test_unsupported_function_names_itself_and_its_module(tmp_path):
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match=r"no ONNX converter for kinone\.nn\.functional\.loss\.MSE, called in module 'head' \(MSELoss\)"):
+        kinone_onnx.export(WithLoss(), Tensor(np.ones((2, 4), np.float32)), path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_file_is_left_whole_when_export_fails(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"previous")
+    with pytest.raises(ExportError):
+        kinone_onnx.export(WithLoss(), Tensor(np.ones((2, 4), np.float32)), path)
+    assert path.read_bytes() == b"previous"
+
+
+def test_indexing_with_arrays_is_refused_with_the_index(tmp_path):
+    class Gather(nn.Module):
+        def forward(self, x):
+            return x[:, np.array([0, 2])]
+
+    with pytest.raises(ExportError, match=r"GetItem called in the model's own forward.*only basic indexing"):
+        kinone_onnx.export(Gather(), Tensor(np.ones((2, 4), np.float32)), tmp_path / "m.onnx")
+
+
+def test_a_reshape_across_the_batch_needs_a_static_batch(tmp_path):
+    def merge_batch(x):
+        return x.reshape(-1)
+
+    x = Tensor(np.ones((2, 3), np.float32))
+    with pytest.raises(ExportError, match=r"reshape from \(2, 3\) to \(6,\) merges or splits the batch dim"):
+        kinone_onnx.export(merge_batch, x, tmp_path / "m.onnx")
+    kinone_onnx.export(merge_batch, x, tmp_path / "m.onnx", dynamic_batch=False)
+    assert kinone_onnx.verify(merge_batch, tmp_path / "m.onnx", x).batch_sizes == [2]
+
+
+@pytest.mark.parametrize("opset", [12, 10_000, 17.0, True])
+def test_opset_out_of_range(opset, tmp_path):
+    with pytest.raises(ExportError, match="opset must be an int from 13"):
+        kinone_onnx.export(nn.Linear(2, 2), Tensor(np.ones((2, 2), np.float32)), tmp_path / "m.onnx", opset=opset)
+
+
+def test_names_must_match_the_inputs_and_outputs(tmp_path):
+    with pytest.raises(ExportError, match=r"1 output\(s\) but 2 output_names"):
+        kinone_onnx.export(nn.Linear(2, 2), Tensor(np.ones((2, 2), np.float32)), tmp_path / "m.onnx", output_names=("a", "b"))
+
+
+def test_dropout_in_training_mode_is_not_exported_but_eval_is(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    kinone_onnx.export(model, Tensor(np.ones((2, 4), np.float32)), tmp_path / "m.onnx")  # export uses eval mode
+
+    def always_dropout(x):
+        return F.dropout(x, 0.5, training=True)
+
+    with pytest.raises(ExportError, match="Dropout.*dropout is the identity in eval mode"):
+        kinone_onnx.export(always_dropout, Tensor(np.ones((2, 4), np.float32)), tmp_path / "d.onnx")
+
+
+def test_verify_reports_the_worst_element(tmp_path):
+    model = nn.Linear(3, 2)
+    x = Tensor(np.ones((2, 3), np.float32))
+    kinone_onnx.export(model, x, tmp_path / "m.onnx")
+    model.bias.data[1] += 0.5  # the file now differs from the model
+    with pytest.raises(kinone_onnx.VerificationError, match=r"element \(0, 1\) is [-.\d]+ in onnxruntime but [-.\d]+ in Kinone"):
+        kinone_onnx.verify(model, tmp_path / "m.onnx", x)
+
+
+def test_several_inputs_and_outputs(tmp_path):
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(5, 2)
+
+        def forward(self, x, y):
+            joint = self.a(x) + self.b(y)
+            return joint.softmax(1), x  # an input returned as it is
+
+    x, y = Tensor(np.ones((2, 3), np.float32)), Tensor(np.ones((2, 5), np.float32))
+    model = TwoHeads()
+    proto = kinone_onnx.export(model, (x, y), tmp_path / "m.onnx", input_names=("x", "y"), output_names=("p", "x_out"))
+    assert [o.name for o in proto.graph.output] == ["p", "x_out"]
+    assert {t.name for t in proto.graph.initializer} == {"a.weight", "a.bias", "b.weight", "b.bias"}
+    report = kinone_onnx.verify(model, tmp_path / "m.onnx", (x, y))
+    assert report.batch_sizes == [2, 3]
