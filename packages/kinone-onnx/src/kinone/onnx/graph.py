@@ -14,11 +14,11 @@ axis as "copy it from the input" instead of the example's number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 
 class ExportError(ValueError):
@@ -43,7 +43,6 @@ class Call:
     dtype: np.dtype
     attrs: dict
     scope: str
-    input_constants: list = field(default_factory=list)  # the array of a constant input, else None
 
     @property
     def where(self) -> str:
@@ -149,6 +148,3 @@ def value_info(name: str, dtype: np.dtype, shape: tuple, batch_axis) -> onnx.Val
     """A typed, shaped value; the batch axis (if any) is the symbolic dim "batch"."""
     dims = ["batch" if i == batch_axis else int(d) for i, d in enumerate(shape)]
     return helper.make_tensor_value_info(name, tensor_type(dtype), dims)
-
-
-__all__ = ["Call", "ExportError", "GraphBuilder", "TensorProto", "tensor_type", "value_info"]
