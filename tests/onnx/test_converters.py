@@ -91,7 +91,7 @@ CASES = {
     J.Cat: [(lambda x: cat([x, x * 2], dim=1), (2, 3)), (lambda x: cat([x, x], dim=0), (2, 3), {"dynamic_batch": False})],
     J.Stack: [(lambda x: stack([x, -x], dim=1), (2, 3)), (lambda x: stack([x, x], dim=0), (2, 3))],
     I.GetItem: [(lambda x: x[:, 0], IMG), (lambda x: x[..., 1:4, ::2], IMG), (lambda x: x[:, None, -1], (2, 3)),
-                (lambda x: x[:, ::-1], (2, 5))],
+                (lambda x: x[:, ::-1], (2, 5)), (lambda x: x[...] * 2, (2, 5))],
     R.Sum: [(lambda x: x.sum(1), (2, 3, 4)), (lambda x: x.sum((1, 2), keepdim=True), (2, 3, 4)), (lambda x: x.sum(), (2, 3))],
     R.Mean: [(lambda x: x.mean(-1), (2, 3, 4)), (lambda x: x.mean(), (2, 3)), (lambda x: x.mean(1), (2, 3), {"opset": 18})],
     R.Amax: [(lambda x: x.amax(1), (2, 3, 4)), (lambda x: x.max(), (2, 3))],

@@ -147,7 +147,7 @@ class AdaptiveAvgPool2d(Function):
             ctx.mode = "tiled"
             return x.reshape(n, channels, out_h, height // out_h, out_w, width // out_w).mean(axis=(3, 5))
         ctx.mode = "matrices"
-        rows, cols = _averaging_matrix(height, out_h, x.dtype), _averaging_matrix(width, out_w, x.dtype)
+        rows, cols = averaging_matrix(height, out_h, x.dtype), averaging_matrix(width, out_w, x.dtype)
         ctx.save_for_backward(rows, cols)
         # Width first, as one (N·C·H, W) x (W, OW) GEMM, then height.
         y = (x.reshape(-1, width) @ cols.T).reshape(n, channels, height, out_w)
@@ -414,7 +414,7 @@ def _avg_divisor(size, kernel_size, stride, padding, output_size, count_include_
     return divisor
 
 
-def _averaging_matrix(length: int, out: int, dtype) -> np.ndarray:
+def averaging_matrix(length: int, out: int, dtype) -> np.ndarray:
     """(out, length) matrix whose row i averages elements floor(i·L/out) … ceil((i+1)·L/out) - 1."""
     index = np.arange(out)
     start, end = (index * length) // out, -((-(index + 1) * length) // out)

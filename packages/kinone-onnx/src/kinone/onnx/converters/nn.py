@@ -10,7 +10,7 @@ from kinone.nn.functional.dropout import Dropout
 from kinone.nn.functional.linear import Linear
 from kinone.nn.functional.loss import MSE, NLL, BCEWithLogits, CrossEntropy
 from kinone.nn.functional.normalization import BatchNormEval, BatchNormTraining
-from kinone.nn.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from kinone.nn.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, averaging_matrix
 
 from ..graph import Call, GraphBuilder
 from ..registry import converter, training_only
@@ -93,19 +93,10 @@ def avg_pool2d(g: GraphBuilder, call: Call):
     return call.input_batch_axes[0]
 
 
-def averaging_matrix(length: int, out: int) -> np.ndarray:
-    """Row i averages positions floor(i·L/out) … ceil((i+1)·L/out) - 1 (PyTorch's windows)."""
-    matrix = np.zeros((out, length))
-    for i in range(out):
-        start, end = (i * length) // out, -((-(i + 1) * length) // out)
-        matrix[i, start:end] = 1 / (end - start)
-    return matrix
-
-
 @converter(AdaptiveAvgPool2d)
 def adaptive_avg_pool2d(g: GraphBuilder, call: Call):
     """(1, 1): GlobalAveragePool. Sizes that divide the input: AveragePool with kernel = stride
-    = input / output. Any other size: A_h · x · A_wᵀ with two constant averaging matrices."""
+    = input / output. Any other size: A_h · x · A_wᵀ with the averaging matrices Kinone uses."""
     (x,), (shape,) = call.inputs, call.input_shapes
     (height, width), (out_h, out_w) = shape[2:], call.attrs["output_size"]
     if (out_h, out_w) == (1, 1):
@@ -114,7 +105,7 @@ def adaptive_avg_pool2d(g: GraphBuilder, call: Call):
         kernel = [height // out_h, width // out_w]
         g.node("AveragePool", [x], call.output, kernel_shape=kernel, strides=kernel)
     else:
-        rows = g.constant(averaging_matrix(height, out_h), call.dtype, "rows")
-        cols = g.constant(averaging_matrix(width, out_w).T, call.dtype, "cols")
+        rows = g.constant(averaging_matrix(height, out_h, call.dtype), hint="rows")
+        cols = g.constant(averaging_matrix(width, out_w, call.dtype).T, hint="cols")
         g.node("MatMul", [g.node("MatMul", [rows, x]), cols], call.output)
     return call.input_batch_axes[0]

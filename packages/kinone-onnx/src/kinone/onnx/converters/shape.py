@@ -117,13 +117,17 @@ def getitem(g: GraphBuilder, call: Call):
             starts.append(index), ends.append(index + 1), axes.append(dim), steps.append(1)
             squeezed.append(dim)
         dim += 1
-    value = x
+    ops = []  # each op(value, output name or None) -> its output; the last writes call.output
     if axes:
-        inputs = [value, g.int64s(starts, "starts"), g.int64s(ends, "ends"), g.int64s(axes, "axes"), g.int64s(steps, "steps")]
-        value = g.node("Slice", inputs)
+        bounds = [g.int64s(starts, "starts"), g.int64s(ends, "ends"), g.int64s(axes, "axes"), g.int64s(steps, "steps")]
+        ops.append(lambda value, out: g.node("Slice", [value, *bounds], out))
     if squeezed:
-        value = g.squeeze(value, squeezed)
+        ops.append(lambda value, out: g.squeeze(value, squeezed, out))
     if new_axes:
-        value = g.unsqueeze(value, new_axes)
-    g.node("Identity", [value], call.output)
+        ops.append(lambda value, out: g.unsqueeze(value, new_axes, out))
+    if not ops:  # x[...] or x[:]: the same tensor
+        ops.append(lambda value, out: g.node("Identity", [value], out))
+    value = x
+    for i, op in enumerate(ops):
+        value = op(value, call.output if i == len(ops) - 1 else None)
     return out_batch
