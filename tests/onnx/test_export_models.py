@@ -16,7 +16,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from kinone import models
+from kinone import models, nn
+from kinone.nn import functional as F
 from kinone.autograd import Tensor, no_grad
 
 from kinone import onnx as kinone_onnx
@@ -79,3 +80,34 @@ def test_export_leaves_training_mode_as_it_was(tmp_path):
     model.train()
     kinone_onnx.export(model, Tensor(np.zeros((2, 1, 32, 32), np.float32)), tmp_path / "m.onnx")
     assert model.training and all(m.training for m in model.modules())
+
+
+class TinyAttention(nn.Module):
+    """A model outside the zoo: multi-head self-attention over image patches, with layer-norm
+    written out of primitives (var, sqrt), GELU, a residual and a mean over tokens."""
+
+    def __init__(self, channels=3, dim=8, heads=2, patch=4):
+        super().__init__()
+        self.patch, self.heads = patch, heads
+        self.embed = nn.Conv2d(channels, dim, patch, stride=patch)
+        self.qkv, self.out, self.head = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim), nn.Linear(dim, 5)
+
+    def forward(self, x):
+        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (N, T, D)
+        n, t, d = tokens.shape
+        normed = (tokens - tokens.mean(-1, keepdim=True)) / (tokens.var(-1, keepdim=True, correction=0) + 1e-5).sqrt()
+        q, k, v = self.qkv(normed).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)[0:3]
+        attention = (q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5).softmax(-1)
+        mixed = (attention @ v).transpose(1, 2).reshape(n, t, d)
+        tokens = tokens + self.out(F.gelu(mixed))
+        return self.head(tokens.mean(1))
+
+
+def test_a_user_attention_model_exports_and_loads_back(tmp_path):
+    model = TinyAttention()
+    x = Tensor(np.random.default_rng(4).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    kinone_onnx.export(model, x, tmp_path / "attn.onnx", opset=20)
+    assert kinone_onnx.verify(model, tmp_path / "attn.onnx", x).batch_sizes == [2, 3]
+    loaded = kinone_onnx.load(tmp_path / "attn.onnx")
+    with no_grad():
+        np.testing.assert_allclose(loaded(x).data, model(x).data, rtol=1e-5, atol=1e-6)
