@@ -75,11 +75,16 @@ def test_three_channel_imagenet_head(tmp_path, calibrated):
     assert report.max_abs_diff < 1e-4
 
 
-def test_export_leaves_training_mode_as_it_was(tmp_path):
+def test_export_and_verify_leave_every_module_mode_as_it_was(tmp_path):
     model = models.resnet18(num_classes=3, in_channels=1)
     model.train()
-    kinone_onnx.export(model, Tensor(np.zeros((2, 1, 32, 32), np.float32)), tmp_path / "m.onnx")
-    assert model.training and all(m.training for m in model.modules())
+    model.layer1.eval()  # e.g. frozen batch norms while fine-tuning
+    modes = [m.training for m in model.modules()]
+    x = Tensor(np.zeros((2, 1, 32, 32), np.float32))
+    kinone_onnx.export(model, x, tmp_path / "m.onnx")
+    assert [m.training for m in model.modules()] == modes
+    kinone_onnx.verify(model, tmp_path / "m.onnx", x)
+    assert [m.training for m in model.modules()] == modes
 
 
 class TinyAttention(nn.Module):

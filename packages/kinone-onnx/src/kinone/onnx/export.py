@@ -15,6 +15,7 @@ then written, atomically: an export that fails writes nothing.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -66,23 +67,31 @@ class _ModuleScopes:
             handle.remove()
 
 
-def trace_model(model, inputs: tuple) -> tuple[list, tuple]:
-    """Run `model(*inputs)` in eval mode without a graph; return ([(record, (scope, module
-    class))...], outputs as a tuple of Tensors). The model's train/eval mode is restored."""
-    was_training = getattr(model, "training", False)
+@contextmanager
+def eval_mode(model):
+    """The model in eval mode inside the block; every submodule's own mode restored after."""
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
     if hasattr(model, "eval"):
         model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def trace_model(model, inputs: tuple) -> tuple[list, tuple]:
+    """Run `model(*inputs)` in eval mode without a graph; return ([(record, (scope, module
+    class))...], outputs as a tuple of Tensors). Every module's train/eval mode is restored."""
     scopes = _ModuleScopes(model)
     calls: list = []
     handle = register_apply_hook(lambda record: calls.append((record, scopes.current())))
     try:
-        with no_grad():
+        with eval_mode(model), no_grad():
             outputs = model(*inputs)
     finally:
         handle.remove()
         scopes.remove()
-        if was_training and hasattr(model, "train"):
-            model.train(True)
     outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
     for i, out in enumerate(outputs):
         if not isinstance(out, Tensor):

@@ -17,6 +17,8 @@ import numpy as np
 
 from kinone.autograd import Tensor, no_grad
 
+from .export import eval_mode
+
 
 class VerificationError(AssertionError):
     """onnxruntime and Kinone disagree beyond the tolerance (the message has the numbers)."""
@@ -77,10 +79,7 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> Verif
     if not isinstance(session.get_inputs()[0].shape[0], int):  # symbolic: any batch size
         runs.append(_another_batch(runs[0]))
     report = VerifyReport()
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with eval_mode(model):
         for r, run in enumerate(runs):
             if len(run) != len(input_names):
                 raise ValueError(f"kinone.onnx.verify: {path} takes {len(input_names)} inputs {input_names}, got {len(run)}")
@@ -90,15 +89,12 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> Verif
             actual = session.run(None, dict(zip(input_names, run)))
             batch = run[0].shape[0]
             report.batch_sizes.append(batch)
-            diffs = {}
+            diffs = []
             for o, (want, got) in enumerate(zip(expected, actual)):
-                diffs[o] = _compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}")
-                report.max_abs_diff = max(report.max_abs_diff, diffs[o][0])
-                report.max_rel_diff = max(report.max_rel_diff, diffs[o][1])
-            report.runs.append({"batch_size": batch, "max_abs_diff": [d[0] for d in diffs.values()]})
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train(True)
+                diffs.append(_compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}"))
+                report.max_abs_diff = max(report.max_abs_diff, diffs[-1][0])
+                report.max_rel_diff = max(report.max_rel_diff, diffs[-1][1])
+            report.runs.append({"batch_size": batch, "max_abs_diff": [d[0] for d in diffs]})
     return report
 
 
