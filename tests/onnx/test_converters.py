@@ -83,6 +83,7 @@ CASES = {
     E.Cast: [(lambda x: x.to(np.float64) * 2, (2, 3))],
     ACT.SiLU: [(F.silu, (2, 3))],
     ACT.GELU: [(F.gelu, (2, 3)), (F.gelu, (2, 3), {"opset": 20})],
+    ACT.Erf: [(F.erf, (2, 3))],
     S.Reshape: [(lambda x: x.flatten(1), IMG), (lambda x: x.reshape(x.shape[0], 3, 36), IMG),
                 (lambda x: x.unsqueeze(0), (2, 3)), (lambda x: x.reshape(6, -1), (2, 3), {"dynamic_batch": False}),
                 (lambda x: x.unsqueeze(-1), (2, 3))],

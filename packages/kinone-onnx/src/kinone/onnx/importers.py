@@ -9,8 +9,7 @@ An importer takes the node (`node.attrs`: its attributes as Python values, `node
 omitted optional input. Shape-like inputs (Reshape's shape, Slice's starts, reduction axes)
 are read with `ints(t)`: the interpreter computes them from constants or from shapes, never
 from anything trainable. The operators covered are those `export` writes, so any model it
-exports loads back (opset 13 to 20; Erf, which only GELU before opset 20 writes, has no
-Kinone Function and is refused).
+exports loads back (opset 13 and later).
 """
 
 from __future__ import annotations
@@ -64,6 +63,11 @@ _UNARY = {"Neg": Tensor.__neg__, "Exp": Tensor.exp, "Log": Tensor.log, "Sqrt": T
 @importer(*_UNARY)
 def unary(node, x):
     return _UNARY[node.op_type](x)
+
+
+@importer("Erf")
+def erf(node, x):
+    return F.erf(x)
 
 
 @importer("Gelu")

@@ -4,7 +4,7 @@ One family per module; heavy ops (convolution, pooling, batch norm, the losses) 
 Functions with fused analytic backward passes.
 """
 
-from .activation import gelu, log_softmax, relu, sigmoid, silu, softmax, tanh
+from .activation import erf, gelu, log_softmax, relu, sigmoid, silu, softmax, tanh
 from .conv import conv2d
 from .dropout import dropout
 from .linear import linear
@@ -20,6 +20,7 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "erf",
     "gelu",
     "linear",
     "log_softmax",

@@ -58,8 +58,8 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _erf_exact = np.vectorize(math.erf, otypes=[np.float64])
 
 
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, elementwise (NumPy has none).
+def erf_values(x: np.ndarray) -> np.ndarray:
+    """The error function of an array, elementwise (NumPy has none).
 
     float64 uses math.erf per element (exact, ~50 ns each); other dtypes use Abramowitz and
     Stegun 7.1.26, whose absolute error 1.5e-7 is at float32's own rounding level and which
@@ -73,13 +73,35 @@ def erf(x: np.ndarray) -> np.ndarray:
     return (np.sign(x) * (1 - poly * np.exp(-a * a))).astype(x.dtype)
 
 
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+
+
+class Erf(Function):
+    """y = erf(x) = 2/√π ∫₀ˣ exp(-t²) dt;  dL/dx = g · 2/√π · exp(-x²)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return erf_values(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * (np.exp(-x * x) * x.dtype.type(_TWO_OVER_SQRT_PI))
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function, elementwise (as torch.erf); GELU's exact form is x · ½ (1 + erf(x/√2))."""
+    return Erf.apply(x)
+
+
 class GELU(Function):
     """y = x · Φ(x) with Φ(x) = ½ (1 + erf(x / √2)) (the exact form);
     dL/dx = g · (Φ(x) + x · φ(x)) with φ(x) = exp(-x² / 2) / √(2π)."""
 
     @staticmethod
     def forward(ctx, x):
-        cdf = 0.5 * (1 + erf(x * x.dtype.type(_SQRT_HALF)))
+        cdf = 0.5 * (1 + erf_values(x * x.dtype.type(_SQRT_HALF)))
         ctx.save_for_backward(x, cdf)
         return x * cdf
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 
 from kinone.autograd.ops.elementwise import Abs, Cast, Clip, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh
-from kinone.nn.functional.activation import GELU, SiLU
+from kinone.nn.functional.activation import GELU, Erf, SiLU
 
 from ..graph import Call, GraphBuilder, tensor_type
 from ..registry import converter
 
-_SAME_NAME = {Exp: "Exp", Log: "Log", Sqrt: "Sqrt", Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu", Abs: "Abs"}
+_SAME_NAME = {Exp: "Exp", Log: "Log", Sqrt: "Sqrt", Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu", Abs: "Abs", Erf: "Erf"}
 
 
 @converter(*_SAME_NAME)
