@@ -144,3 +144,19 @@ def test_converter(function, case, tmp_path):
     n = shape[0]
     expected_sizes = [n] if options.get("dynamic_batch") is False else [n, n + 1]
     assert report.batch_sizes == expected_sizes
+
+
+@pytest.mark.parametrize("opset", sorted({13, 17, 18, 20, kinone_onnx.max_opset()}))
+def test_opset_dependent_forms(opset, tmp_path):
+    """Reductions (axes an attribute, then an input from 18), GELU (an operator from 20),
+    Squeeze/Unsqueeze, at every opset whose forms differ, up to the newest onnx knows."""
+
+    def fn(x):
+        pooled = x.mean((2, 3)) + x.amax(1).sum(-1).mean(-1, keepdim=True)
+        spread = F.gelu(x).var(1).mean((1, 2)).unsqueeze(1) + x.logsumexp(1).amin((1, 2)).unsqueeze(1)
+        return (pooled + spread)[:, 0]
+
+    x = Tensor(np.random.default_rng(3).standard_normal((2, 3, 4, 4)).astype(np.float32))
+    proto = kinone_onnx.export(fn, x, tmp_path / "m.onnx", opset=opset)
+    assert proto.opset_import[0].version == opset
+    assert kinone_onnx.verify(fn, tmp_path / "m.onnx", x).batch_sizes == [2, 3]
