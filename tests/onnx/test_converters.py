@@ -146,10 +146,11 @@ def test_converter(function, case, tmp_path):
     assert report.batch_sizes == expected_sizes
 
 
-@pytest.mark.parametrize("opset", sorted({13, 17, 18, 20, kinone_onnx.max_opset()}))
+@pytest.mark.parametrize("opset", [13, 17, 18, 20, 21])
 def test_opset_dependent_forms(opset, tmp_path):
     """Reductions (axes an attribute, then an input from 18), GELU (an operator from 20),
-    Squeeze/Unsqueeze, at every opset whose forms differ, up to the newest onnx knows."""
+    Squeeze/Unsqueeze, at every opset whose forms differ. (Newer opsets export too, 28 with onnx
+    1.23, but whether they run depends on the onnxruntime release, so they are not pinned here.)"""
 
     def fn(x):
         pooled = x.mean((2, 3)) + x.amax(1).sum(-1).mean(-1, keepdim=True)
