@@ -108,3 +108,30 @@ def test_several_inputs_and_outputs(tmp_path):
     assert {t.name for t in proto.graph.initializer} == {"a.weight", "a.bias", "b.weight", "b.bias"}
     report = kinone_onnx.verify(model, tmp_path / "m.onnx", (x, y))
     assert report.batch_sizes == [2, 3]
+
+
+def _cancelling_linear():
+    """A linear layer whose outputs are small differences of terms ~1e5: float32 rounding, in
+    whatever order each library sums, dominates them."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 2048)).astype(np.float32) * 1e3
+    model = nn.Linear(4096, 3)
+    model.weight.data[...] = np.concatenate([w, -w], axis=1)
+    model.bias.data[...] = 0
+    half = rng.standard_normal((2, 2048)).astype(np.float32)
+    x = Tensor(np.concatenate([half, half + rng.standard_normal((2, 2048)).astype(np.float32) * 1e-3], axis=1))
+    return model, x
+
+
+def test_verify_tells_float32_rounding_from_a_wrong_export(tmp_path):
+    model, x = _cancelling_linear()
+    kinone_onnx.export(model, x, tmp_path / "m.onnx")
+    weights = [p.data for p in model.parameters()]
+    with pytest.raises(kinone_onnx.VerificationError, match="this is float32 rounding .* not the export; pass a larger atol"):
+        kinone_onnx.verify(model, tmp_path / "m.onnx", x)
+    assert all(p.data is w and p.dtype == np.float32 for p, w in zip(model.parameters(), weights))  # put back as it was
+    assert kinone_onnx.verify(model, tmp_path / "m.onnx", x, atol=0.5).max_abs_diff > 1e-3
+
+    model.bias.data[0] += 1.0  # now the file really differs from the model
+    with pytest.raises(kinone_onnx.VerificationError, match="onnxruntime is much further from it .* the export is likely wrong"):
+        kinone_onnx.verify(model, tmp_path / "m.onnx", x)

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-channels", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None, help="size of the example input (any size runs later)")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to the example's (2)")
+    parser.add_argument("--rtol", type=float, default=1e-4, help="--verify: relative tolerance (default 1e-4)")
+    parser.add_argument("--atol", type=float, default=1e-5, help="--verify: absolute tolerance (default 1e-5; deep "
+                        "networks in float32 may need ~1e-3, the error message says when)")
     return parser
 
 
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
         from .verify import VerificationError, verify
 
         try:
-            report = verify(model, out, example)
+            report = verify(model, out, example, rtol=args.rtol, atol=args.atol)
         except (VerificationError, ImportError) as error:  # out of tolerance, or no onnxruntime
             print(error, file=sys.stderr)
             return 1

@@ -91,11 +91,49 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> Verif
             report.batch_sizes.append(batch)
             diffs = []
             for o, (want, got) in enumerate(zip(expected, actual)):
-                diffs.append(_compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}"))
+                try:
+                    diffs.append(_compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}"))
+                except VerificationError as error:
+                    raise VerificationError(f"{error}{_float64_diagnosis(model, run, o, want, got)}") from None
                 report.max_abs_diff = max(report.max_abs_diff, diffs[-1][0])
                 report.max_rel_diff = max(report.max_rel_diff, diffs[-1][1])
             report.runs.append({"batch_size": batch, "max_abs_diff": [d[0] for d in diffs]})
     return report
+
+
+def _float64_outputs(model, run) -> list | None:
+    """The model's outputs with every floating parameter, buffer and input in float64 (the
+    arrays are put back exactly as they were after), or None for a model that is not a Module."""
+    if not (hasattr(model, "parameters") and hasattr(model, "buffers") and hasattr(model, "to")):
+        return None
+    saved = [(t, t.data, t.grad) for t in [*model.parameters(), *model.buffers()]]
+    try:
+        model.to(np.float64)
+        with no_grad():
+            outputs = model(*[Tensor(x.astype(np.float64) if x.dtype.kind == "f" else x) for x in run])
+    finally:
+        for t, data, grad in saved:
+            t.data, t.grad = data, grad
+    return [t.data for t in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))]
+
+
+def _float64_diagnosis(model, run, output: int, want: np.ndarray, got: np.ndarray) -> str:
+    """Whether a difference is float32 rounding: both results against Kinone in float64."""
+    try:
+        truth = _float64_outputs(model, run)
+    except (TypeError, ValueError):  # a model that does not run in float64
+        truth = None
+    if truth is None or truth[output].shape != want.shape:
+        return ""
+    exact = truth[output].astype(np.float64)
+    ort_error = float(np.nanmax(np.abs(got - exact))) if exact.size else 0.0
+    kinone_error = float(np.nanmax(np.abs(want - exact))) if exact.size else 0.0
+    verdict = (" The two float32 results are about as far from the float64 one as from each other: this is float32 "
+               "rounding (deep or ill-conditioned networks), not the export; pass a larger atol to accept it."
+               if ort_error <= 4 * kinone_error else " onnxruntime is much further from it than Kinone's float32: "
+               "the export is likely wrong.")
+    return (f". Against Kinone in float64: onnxruntime is off by up to {ort_error:.3g}, Kinone's float32 by "
+            f"up to {kinone_error:.3g}.{verdict}")
 
 
 def _compare(want: np.ndarray, got: np.ndarray, rtol: float, atol: float, what: str) -> tuple[float, float]:
