@@ -135,3 +135,15 @@ def test_verify_tells_float32_rounding_from_a_wrong_export(tmp_path):
     model.bias.data[0] += 1.0  # now the file really differs from the model
     with pytest.raises(kinone_onnx.VerificationError, match="onnxruntime is much further from it .* the export is likely wrong"):
         kinone_onnx.verify(model, tmp_path / "m.onnx", x)
+
+
+def test_a_constant_with_the_batch_size_is_flagged_and_verify_catches_it(tmp_path):
+    class AddsZeros(nn.Module):
+        def forward(self, x):
+            return x + Tensor(np.zeros((x.shape[0], 3), np.float32))  # built from the input's shape
+
+    x = Tensor(np.ones((2, 3), np.float32))
+    with pytest.warns(UserWarning, match=r"constant of shape \(2, 3\) .* has the example's batch size 2"):
+        kinone_onnx.export(AddsZeros(), x, tmp_path / "m.onnx")
+    with pytest.raises(Exception, match="(?i)broadcast|incompatible|shape"):  # onnxruntime, at batch size 3
+        kinone_onnx.verify(AddsZeros(), tmp_path / "m.onnx", x)

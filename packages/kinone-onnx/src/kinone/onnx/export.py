@@ -15,6 +15,7 @@ then written, atomically: an export that fails writes nothing.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -181,6 +182,12 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
         elif id(t.data) in data_names:
             name = data_names[id(t.data)]
         else:
+            if batch_size is not None and batch_size > 1 and t.ndim >= 1 and t.shape[0] == batch_size:
+                where = f"module {g.scope!r}" if g.scope else "the model's own forward"
+                warnings.warn(
+                    f"kinone.onnx.export: a constant of shape {tuple(t.shape)} (made without a Function, in {where}) "
+                    f"has the example's batch size {batch_size} as its first dim; if the model built it from the "
+                    "input's shape, the graph only runs at that batch size (verify checks another)", stacklevel=3)
             name = g.constant(t.data, hint="constant")
         names[key] = name
         batch_axes.setdefault(name, None)
