@@ -160,7 +160,6 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
     names: dict[int, str] = {}  # id(Tensor) -> value name
     data_names: dict[int, str] = {}  # id(ndarray) -> value name (a detached view of a traced value)
     batch_axes: dict[str, int | None] = {}
-    shapes: dict[str, tuple] = {}
     for name, x in zip(input_names, inputs):
         names[id(x)] = g.reserve(name)
         batch_axes[name] = 0 if dynamic_batch else None
@@ -211,7 +210,6 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
         )
         returned = CONVERTERS[record.function](g, call)
         batch_axes[out_name] = _output_batch_axis(call, returned, batch_size)
-        shapes[out_name] = call.output_shape
         names[id(out)] = out_name
         data_names.setdefault(id(out.data), out_name)
 
@@ -238,7 +236,7 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
     )
     try:
         onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as error:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ExportError(f"kinone.onnx.export: the written graph fails onnx.checker (an exporter bug): {error}") from error
     return proto
 
