@@ -75,3 +75,10 @@ def test_the_example_input_does_not_freeze_the_batch(run_dir):
     (y,) = session.run(None, {"input": x})
     with no_grad():
         np.testing.assert_allclose(y, model.eval()(Tensor(x)).data, rtol=1e-4, atol=1e-4)
+
+
+def test_dynamic_size_flag(run_dir):
+    run, _ = run_dir
+    assert main([str(run), "--dynamic-size", "--verify"]) == 0
+    dims = onnx.load(str(run / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, "height", "width"]

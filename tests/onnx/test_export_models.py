@@ -116,3 +116,29 @@ def test_a_user_attention_model_exports_and_loads_back(tmp_path):
     loaded = kinone_onnx.load(tmp_path / "attn.onnx")
     with no_grad():
         np.testing.assert_allclose(loaded(x).data, model(x).data, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0"])
+def test_dynamic_size_runs_at_other_image_sizes(name, tmp_path, calibrated):
+    """Exported at 64x64 with dynamic_size, the graph runs at any size, square or not."""
+    rng = np.random.default_rng(1)
+    model = models.get_model(name, num_classes=4, in_channels=1)
+    calibrated(model, Tensor(rng.standard_normal((8, 1, 64, 64)).astype(np.float32)))
+    example = Tensor(rng.standard_normal((2, 1, 64, 64)).astype(np.float32))
+    proto = kinone_onnx.export(model, example, tmp_path / "m.onnx", dynamic_size=True)
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, "height", "width"]
+    report = kinone_onnx.verify(model, tmp_path / "m.onnx", example, atol=1e-4)
+    assert report.input_shapes == [(2, 1, 64, 64), (3, 1, 97, 97)]
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((1, 1, 48, 80)).astype(np.float32)
+    with no_grad():
+        np.testing.assert_allclose(session.run(None, {"input": x})[0], model(Tensor(x)).data, rtol=1e-4, atol=1e-4)
+
+
+def test_the_attention_model_with_a_dynamic_image_size(tmp_path):
+    model = TinyAttention()
+    x = Tensor(np.random.default_rng(4).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    kinone_onnx.export(model, x, tmp_path / "attn.onnx", dynamic_size=True)
+    report = kinone_onnx.verify(model, tmp_path / "attn.onnx", x)
+    assert report.input_shapes == [(2, 3, 16, 16), (3, 3, 25, 25)]

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-channels", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None, help="size of the example input (any size runs later)")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to the example's (2)")
+    parser.add_argument("--dynamic-size", action="store_true",
+                        help="also let height and width vary (the example's size is only where tracing starts)")
     parser.add_argument("--rtol", type=float, default=1e-4, help="--verify: relative tolerance (default 1e-4)")
     parser.add_argument("--atol", type=float, default=1e-5, help="--verify: absolute tolerance (default 1e-5; deep "
                         "networks in float32 may need ~1e-3, the error message says when)")
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
     size = options["image_size"]
     example = Tensor(np.random.default_rng(0).standard_normal((2, options["in_channels"], size, size)).astype(np.float32))
     try:
-        proto = export(model, example, out, opset=args.opset, dynamic_batch=not args.static_batch)
+        proto = export(model, example, out, opset=args.opset, dynamic_batch=not args.static_batch,
+                       dynamic_size=args.dynamic_size)
     except ExportError as error:
         print(error, file=sys.stderr)
         return 1

@@ -15,7 +15,6 @@ then written, atomically: an export that fails writes nothing.
 
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from kinone.nn.serialization import atomic_write
 from . import converters  # noqa: F401  (registers the converters)
 from .__about__ import __version__
 from .graph import Call, ExportError, GraphBuilder, value_info
-from .registry import CONVERTERS, NOT_BATCHED, TRAINING_ONLY, supported_functions
+from .registry import CONVERTERS, SHAPE_ATTRIBUTES, TRAINING_ONLY, supported_functions
 
 MIN_OPSET = 13  # Squeeze/Unsqueeze/ReduceSum take axes as inputs, Softmax works on one axis
 DEFAULT_OPSET = 17
@@ -141,28 +140,33 @@ def _missing_converter(function: type, scope: str, kind: str) -> ExportError:
 
 
 def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("input",),
-                output_names=("output",), dynamic_batch: bool = True) -> onnx.ModelProto:
+                output_names=("output",), dynamic_batch: bool = True, dynamic_size: bool = False) -> onnx.ModelProto:
     """The checked ONNX `ModelProto` that `export` writes (see `export`), without writing it."""
     opset = _check_opset(opset)
     inputs = _as_inputs(example_input)
     input_names = _check_names("input", input_names, len(inputs))
-    batch_size = inputs[0].shape[0] if dynamic_batch else None
-    if dynamic_batch and any(x.shape[0] != batch_size for x in inputs):
-        raise ExportError(f"kinone.onnx.export: dynamic_batch needs one batch size for all inputs, got shapes {[x.shape for x in inputs]}")
+    input_dynamic = [tuple((axis == 0 and dynamic_batch) or (axis >= 2 and dynamic_size) for axis in range(x.ndim))
+                     for x in inputs]
 
     calls, outputs = trace_model(model, inputs)
     output_names = _check_names("output", output_names, len(outputs))
     for record, (scope, kind) in calls:  # every Function must be known before anything is built
         if record.function not in CONVERTERS:
             raise _missing_converter(record.function, scope, kind)
+    if any(any(d) for d in input_dynamic):
+        # The probe: the same model at another size, so that what depends on it is known exactly.
+        probe_calls, _ = trace_model(model, _probe_inputs(inputs, input_dynamic))
+        _check_same_calls(calls, probe_calls)
+    else:
+        probe_calls = calls
 
-    g = GraphBuilder(opset, batch_size)
+    g = GraphBuilder(opset)
     names: dict[int, str] = {}  # id(Tensor) -> value name
     data_names: dict[int, str] = {}  # id(ndarray) -> value name (a detached view of a traced value)
-    batch_axes: dict[str, int | None] = {}
-    for name, x in zip(input_names, inputs):
+    dynamic: dict[str, tuple] = {}  # value name -> per axis, whether it follows the input's size
+    for name, x, dims in zip(input_names, inputs, input_dynamic):
         names[id(x)] = g.reserve(name)
-        batch_axes[name] = 0 if dynamic_batch else None
+        dynamic[name] = dims
     parameters = {}
     if hasattr(model, "named_parameters"):
         for key, tensor in [*model.named_parameters(), *model.named_buffers()]:
@@ -172,7 +176,7 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
         g.reserve(name)
         final_names.setdefault(id(out), name)
 
-    def value_of(t: Tensor) -> str:
+    def value_of(t: Tensor, probe: Tensor | None = None) -> str:
         key = id(t)
         if key in names:
             return names[key]
@@ -181,35 +185,37 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
         elif id(t.data) in data_names:
             name = data_names[id(t.data)]
         else:
-            if batch_size is not None and batch_size > 1 and t.ndim >= 1 and t.shape[0] == batch_size:
-                where = f"module {g.scope!r}" if g.scope else "the model's own forward"
-                warnings.warn(
-                    f"kinone.onnx.export: a constant of shape {tuple(t.shape)} (made without a Function, in {where}) "
-                    f"has the example's batch size {batch_size} as its first dim; if the model built it from the "
-                    "input's shape, the graph only runs at that batch size (verify checks another)", stacklevel=3)
+            if probe is not None and probe is not t:
+                _check_constant(t, probe, g.scope)
             name = g.constant(t.data, hint="constant")
         names[key] = name
-        batch_axes.setdefault(name, None)
+        dynamic.setdefault(name, (False,) * t.ndim)
         return name
 
-    for record, (scope, _kind) in calls:
+    for (record, (scope, _kind)), (probe, _) in zip(calls, probe_calls):
         g.scope = scope
-        in_names = [value_of(t) for t in record.inputs]
+        in_names = [value_of(t, p) for t, p in zip(record.inputs, probe.inputs)]
         out = record.output
         out_name = final_names.pop(id(out), None) or g.fresh(f"{scope or 'model'}/{record.function.__name__}:0")
         call = Call(
             function=record.function,
             inputs=in_names,
             input_shapes=[tuple(t.shape) for t in record.inputs],
-            input_batch_axes=[batch_axes.get(n) for n in in_names],
+            input_dynamic=[dynamic[n] for n in in_names],
+            probe_input_shapes=[tuple(t.shape) for t in probe.inputs],
             output=out_name,
             output_shape=tuple(out.shape),
+            output_dynamic=tuple(a != b for a, b in zip(out.shape, probe.output.shape)),
+            probe_output_shape=tuple(probe.output.shape),
             dtype=out.dtype,
             attrs=dict(record.attrs),
             scope=scope,
         )
-        returned = CONVERTERS[record.function](g, call)
-        batch_axes[out_name] = _output_batch_axis(call, returned, batch_size)
+        if record.function not in SHAPE_ATTRIBUTES and not _same(record.attrs, probe.attrs):
+            raise call.error(f"its attributes {record.attrs} change with the input's size ({probe.attrs} in the probe), "
+                             "so no single graph serves every size; export with dynamic_batch=False (and dynamic_size=False)")
+        CONVERTERS[record.function](g, call)
+        dynamic[out_name] = call.output_dynamic
         names[id(out)] = out_name
         data_names.setdefault(id(out.data), out_name)
 
@@ -219,9 +225,10 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
         source = value_of(out)
         if source != name:  # an input, a parameter or a constant returned as it is, or an output twice
             g.node("Identity", [source], name)
-            batch_axes[name] = batch_axes.get(source)
-        graph_outputs.append(value_info(name, out.dtype, out.shape, batch_axes.get(name)))
-    graph_inputs = [value_info(name, x.dtype, x.shape, batch_axes[name]) for name, x in zip(input_names, inputs)]
+            dynamic[name] = dynamic[source]
+        graph_outputs.append(value_info(name, out.dtype, out.shape, dynamic[name]))
+    graph_inputs = [value_info(name, x.dtype, x.shape, dynamic[name], _input_dim_names(x.ndim))
+                    for name, x in zip(input_names, inputs)]
 
     nodes, initializers = _live(g.nodes, g.initializers, output_names)
     graph = helper.make_graph(nodes, type(model).__name__, graph_inputs, graph_outputs, initializer=initializers)
@@ -241,19 +248,70 @@ def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("
     return proto
 
 
-def _output_batch_axis(call: Call, returned, batch_size):
-    """The batch axis of a converter's output: what it returned, or the broadcast rule."""
-    if batch_size is None or returned == NOT_BATCHED:
-        return None
-    shape = call.output_shape
-    if returned is None:
-        for axis, in_shape in zip(call.input_batch_axes, call.input_shapes):
-            if axis is not None:
-                returned = axis + len(shape) - len(in_shape)
-                break
-    if returned is None or not 0 <= returned < len(shape) or shape[returned] != batch_size:
-        return None
-    return returned
+def _input_dim_names(ndim: int) -> list | None:
+    """Names of an image input's dynamic dims: (batch, channels, height, width)."""
+    return [None, None, "height", "width"] if ndim == 4 else None
+
+
+def _probe_inputs(inputs: tuple, input_dynamic: list) -> tuple:
+    """The inputs at another size: one sample more where the batch is dynamic; where the size
+    is, 2·size for dim 2, 2·size + 1 for dim 3, ... (unequal, so that a square example cannot
+    pass the width off as the height); and new values drawn like the example's (so that a
+    tensor the model computes from its input without a Function shows up as changing)."""
+    rng = np.random.default_rng(12345)
+    probes = []
+    for x, dims in zip(inputs, input_dynamic):
+        shape = tuple((size + 1 if axis == 0 else 2 * size + axis - 2) if dyn else size
+                      for axis, (size, dyn) in enumerate(zip(x.shape, dims)))
+        data = x.data
+        if data.dtype.kind == "f":
+            values = (rng.standard_normal(shape) * (float(data.std()) or 1.0) + float(data.mean())).astype(data.dtype)
+        else:
+            values = np.resize(data, shape)
+        probes.append(Tensor(values))
+    return tuple(probes)
+
+
+def _check_same_calls(calls: list, probe_calls: list) -> None:
+    """The probe must make the same Function calls in the same order (no control flow on size)."""
+    first = [r.function.__name__ for r, _ in calls]
+    second = [r.function.__name__ for r, _ in probe_calls]
+    if first != second:
+        at = next((i for i, (a, b) in enumerate(zip(first, second)) if a != b), min(len(first), len(second)))
+        raise ExportError(
+            f"kinone.onnx.export: at another input size the model makes other Function calls (call {at}: "
+            f"{first[at] if at < len(first) else 'none'} at the example's size, {second[at] if at < len(second) else 'none'} "
+            "at the other), so its graph depends on the size; export with dynamic_batch=False (and dynamic_size=False)"
+        )
+
+
+def _check_constant(t: Tensor, probe: Tensor, scope: str) -> None:
+    """A tensor made without a Function must be the same at every input size: a constant."""
+    where = f"module {scope!r}" if scope else "the model's own forward"
+    if t.shape != probe.shape:
+        raise ExportError(
+            f"kinone.onnx.export: a tensor made without a Function in {where} has shape {tuple(t.shape)} here and "
+            f"{tuple(probe.shape)} at another input size: it was built from the input outside the traced ops (from its shape, "
+            "as zeros(x.shape[0], ...), or its values, as a comparison x > 0), which the graph would freeze; build it with "
+            "tensor ops, or export with dynamic_batch=False"
+        )
+    if not np.array_equal(t.data, probe.data, equal_nan=t.data.dtype.kind in "fc"):
+        raise ExportError(
+            f"kinone.onnx.export: a tensor of shape {tuple(t.shape)} made without a Function in {where} changes with "
+            "the input's values: it was computed from the input outside the traced ops (a comparison such as x > 0, "
+            "or NumPy on .data), which the graph would freeze"
+        )
+
+
+def _same(a, b) -> bool:
+    """Equality of attribute values that may hold arrays (index arrays of GetItem)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and bool(np.all(a == b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
 
 
 def _live(nodes: list, initializers: list, outputs: list[str]) -> tuple[list, list]:
@@ -269,18 +327,21 @@ def _live(nodes: list, initializers: list, outputs: list[str]) -> tuple[list, li
 
 
 def export(model, example_input, path, opset: int = DEFAULT_OPSET, input_names=("input",),
-           output_names=("output",), dynamic_batch: bool = True) -> onnx.ModelProto:
+           output_names=("output",), dynamic_batch: bool = True, dynamic_size: bool = False) -> onnx.ModelProto:
     """Write `model` as an ONNX file at `path` and return the `ModelProto`.
 
     example_input: a Tensor or array (or a tuple of them for several inputs) to trace with.
     opset: the default-domain opset (17: loads in onnxruntime releases of the last years; any
     from 13 to `max_opset()`); the IR version is the oldest that carries it (8 for 17).
-    dynamic_batch: dim 0 of every input and of the outputs it reaches is the symbolic "batch",
-    so the model runs at any batch size. Initializer names are the model's state-dict keys.
-    A Function without a converter raises `ExportError` naming it and its module; nothing is
-    written then, nor when the checker rejects the graph.
+    dynamic_batch: dim 0 of every input (and of what follows from it) is the symbolic "batch",
+    so the model runs at any batch size. dynamic_size: likewise every dim after the channels
+    (an image's "height" and "width"). Either makes export trace the model a second time at
+    another size, so that what depends on the size is known exactly; a model whose graph would
+    not hold at other sizes is refused with the reason. Initializer names are the model's
+    state-dict keys. A Function without a converter raises `ExportError` naming it and its
+    module; nothing is written then, nor when the checker rejects the graph.
     """
-    proto = build_model(model, example_input, opset, input_names, output_names, dynamic_batch)
+    proto = build_model(model, example_input, opset, input_names, output_names, dynamic_batch, dynamic_size)
     data = proto.SerializeToString()
     atomic_write(Path(path), lambda f: f.write(data))
     return proto

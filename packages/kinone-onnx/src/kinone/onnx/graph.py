@@ -6,10 +6,11 @@ for an operator, `constant(...)` for a constant tensor, and `reduce(...)` / `uns
 for the operators whose signature changed between opsets. The last node it writes must
 produce `call.output`.
 
-The builder also follows the batch dim, so that a model exported with `dynamic_batch=True`
-runs at any batch size: every value knows which of its axes (if any) is the example's batch
-dim, and converters whose operator bakes a shape into the graph (reshape, expand) write that
-axis as "copy it from the input" instead of the example's number.
+Dynamic dims (the batch, and with `dynamic_size` the image size) are known exactly: the model
+is traced a second time at another size (the probe), and a dim is dynamic where the two
+traces differ. A converter whose operator bakes a shape into the graph (reshape, expand,
+slice) reads `input_dynamic` / `output_dynamic` and the probe's shapes to write those dims in
+a form that holds at any size ("copy it from the input", -1), or refuses with `call.error`.
 """
 
 from __future__ import annotations
@@ -29,17 +30,22 @@ class ExportError(ValueError):
 class Call:
     """One traced `Function.apply`, in ONNX terms.
 
-    inputs / input_shapes / input_batch_axes: per tensor input, its value name, shape and
-    batch axis (None when it has no batch dim). output / output_shape / dtype: the value the
-    converter must produce. scope: the dotted path of the module that made the call.
+    inputs / input_shapes: per tensor input, its value name and shape; output / output_shape /
+    dtype: the value the converter must produce. input_dynamic / output_dynamic: per axis,
+    whether that dim changes with the model's input size; probe_input_shapes /
+    probe_output_shape: the same shapes in the probe trace (equal to the others when the graph
+    is static). scope: the dotted path of the module that made the call.
     """
 
     function: type
     inputs: list[str]
     input_shapes: list[tuple]
-    input_batch_axes: list
+    input_dynamic: list[tuple]
+    probe_input_shapes: list[tuple]
     output: str
     output_shape: tuple
+    output_dynamic: tuple
+    probe_output_shape: tuple
     dtype: np.dtype
     attrs: dict
     scope: str
@@ -55,9 +61,8 @@ class Call:
 class GraphBuilder:
     """Collects nodes, constants and value metadata while a trace is converted."""
 
-    def __init__(self, opset: int, batch_size: int | None):
+    def __init__(self, opset: int):
         self.opset = opset
-        self.batch_size = batch_size  # None: a static graph, no batch dim to follow
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names: set[str] = set()
@@ -144,7 +149,15 @@ def tensor_type(dtype: np.dtype) -> int:
         raise ExportError(f"kinone.onnx.export: dtype {dtype} has no ONNX element type") from None
 
 
-def value_info(name: str, dtype: np.dtype, shape: tuple, batch_axis) -> onnx.ValueInfoProto:
-    """A typed, shaped value; the batch axis (if any) is the symbolic dim "batch"."""
-    dims = ["batch" if i == batch_axis else int(d) for i, d in enumerate(shape)]
+def value_info(name: str, dtype: np.dtype, shape: tuple, dynamic: tuple, dim_names=None) -> onnx.ValueInfoProto:
+    """A typed, shaped value; a dynamic dim is symbolic: "batch" for dim 0, else its name from
+    `dim_names` or "<value>_<axis>"."""
+    dims = []
+    for axis, (size, is_dynamic) in enumerate(zip(shape, dynamic)):
+        if not is_dynamic:
+            dims.append(int(size))
+        elif axis == 0:
+            dims.append("batch")
+        else:
+            dims.append(dim_names[axis] if dim_names and dim_names[axis] else f"{name}_{axis}")
     return helper.make_tensor_value_info(name, tensor_type(dtype), dims)

@@ -4,32 +4,37 @@
     def add(g: GraphBuilder, call: Call):
         g.node("Add", call.inputs, call.output)
 
-A converter may return the output's batch axis (an int), `NOT_BATCHED`, or nothing: then
-the output is batched where its inputs are, aligned as broadcasting aligns them (right to
-left), which is right for every elementwise operator.
+Which dims are dynamic is known before a converter runs (`Call.input_dynamic`,
+`Call.output_dynamic`); only the converters that write shapes into the graph look at it.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-NOT_BATCHED = "not batched"
-
 CONVERTERS: dict[type, Callable] = {}
+
+# Functions whose attributes are shapes, which change with the input's size (the converter
+# writes them in a size-independent form). Any other Function whose attributes differ between
+# the example and the probe cannot be exported with dynamic dims.
+SHAPE_ATTRIBUTES: set[type] = set()
 
 # Functions that only exist in training (losses, batch statistics, dropout masks): a model
 # in eval mode never calls them, so they have no ONNX form. The export error says why.
 TRAINING_ONLY: dict[type, str] = {}
 
 
-def converter(*functions: type):
-    """Register the decorated function as the converter of each of `functions`."""
+def converter(*functions: type, shape_attributes: bool = False):
+    """Register the decorated function as the converter of each of `functions`
+    (`shape_attributes`: their attributes are shapes that the converter handles)."""
 
     def register(fn: Callable) -> Callable:
         for function in functions:
             if function in CONVERTERS:
                 raise ValueError(f"kinone.onnx: {function.__name__} already has a converter")
             CONVERTERS[function] = fn
+            if shape_attributes:
+                SHAPE_ATTRIBUTES.add(function)
         return fn
 
     return register

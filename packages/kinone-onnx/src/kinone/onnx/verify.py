@@ -3,9 +3,9 @@
     report = verify(model, "model.onnx", example_input)       # raises VerificationError if off
     print(report)   # "max |onnxruntime - kinone| 3.1e-07 over batch sizes [2, 3] ..."
 
-When the file's batch dim is dynamic, a batch of another size (one sample more than the
-first input, drawn with the input's mean and spread) is checked as well, so a shape frozen
-at the example's batch size cannot pass unnoticed.
+When the file has dynamic dims, inputs of another size (one sample more in the batch, and
+with a dynamic image size half as large again, drawn with the input's mean and spread) are
+checked as well, so a shape frozen at the example's size cannot pass unnoticed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class VerifyReport:
     max_abs_diff: float = 0.0
     max_rel_diff: float = 0.0
     batch_sizes: list = field(default_factory=list)
+    input_shapes: list = field(default_factory=list)  # the first input's shape in each run
     runs: list = field(default_factory=list)  # per run: {"batch_size", "max_abs_diff" per output}
 
     def __str__(self) -> str:
@@ -57,27 +58,30 @@ def _as_runs(inputs) -> list[tuple[np.ndarray, ...]]:
     return [one(inputs)]
 
 
-def _another_batch(run: tuple[np.ndarray, ...], seed: int = 0) -> tuple[np.ndarray, ...]:
-    """The run with one sample more, drawn like the run's own values."""
+def _another_size(run: tuple[np.ndarray, ...], symbolic: list, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """The run at another size where the file's dims are symbolic (one sample more in the
+    batch, half as large again elsewhere), drawn like the run's own values."""
     rng = np.random.default_rng(seed)
     out = []
-    for x in run:
-        extra = rng.standard_normal((1, *x.shape[1:])) * (x.std() or 1.0) + x.mean()
-        out.append(np.concatenate([x, extra.astype(x.dtype)]))
+    for x, dims in zip(run, symbolic):
+        shape = tuple((size + 1 if axis == 0 else size + size // 2 + 1) if dyn else size
+                      for axis, (size, dyn) in enumerate(zip(x.shape, dims)))
+        out.append((rng.standard_normal(shape) * (x.std() or 1.0) + x.mean()).astype(x.dtype))
     return tuple(out)
 
 
 def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> VerifyReport:
     """Compare onnxruntime (CPU) on the file at `path` with `model` (eval mode, no graph) on
-    `inputs` and, for a dynamic batch dim, on a batch of another size. Raises
+    `inputs` and, for a file with dynamic dims, on inputs of another size. Raises
     `VerificationError` naming the input, output, element and values when some element has
     |ort - kinone| > atol + rtol·|kinone|; returns the report otherwise."""
     ort = _runtime()
     session = ort.InferenceSession(str(Path(path)), providers=["CPUExecutionProvider"])
     input_names = [i.name for i in session.get_inputs()]
     runs = _as_runs(inputs)
-    if not isinstance(session.get_inputs()[0].shape[0], int):  # symbolic: any batch size
-        runs.append(_another_batch(runs[0]))
+    symbolic = [[not isinstance(d, int) for d in i.shape] for i in session.get_inputs()]
+    if any(any(dims) for dims in symbolic):  # a graph for any batch (or image) size: try another
+        runs.append(_another_size(runs[0], symbolic))
     report = VerifyReport()
     with eval_mode(model):
         for r, run in enumerate(runs):
@@ -89,6 +93,7 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> Verif
             actual = session.run(None, dict(zip(input_names, run)))
             batch = run[0].shape[0]
             report.batch_sizes.append(batch)
+            report.input_shapes.append(tuple(run[0].shape))
             diffs = []
             for o, (want, got) in enumerate(zip(expected, actual)):
                 try:

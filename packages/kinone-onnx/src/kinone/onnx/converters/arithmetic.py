@@ -22,12 +22,3 @@ def elementwise(g: GraphBuilder, call: Call):
 def matmul(g: GraphBuilder, call: Call):
     """ONNX MatMul has numpy.matmul's semantics, 1-D operands included."""
     g.node("MatMul", call.inputs, call.output)
-    a_shape, b_shape = call.input_shapes
-    axis = call.input_batch_axes[0]
-    # Batch rows of `a` (any axis but the contracted last one) stay where they were.
-    if axis is not None and axis < len(a_shape) - 1 and len(a_shape) >= 2:
-        return axis + len(call.output_shape) - len(a_shape)
-    axis = call.input_batch_axes[1]
-    if axis is not None and len(b_shape) >= 2 and axis != len(b_shape) - 2:
-        return axis + len(call.output_shape) - len(b_shape)
-    return None

@@ -27,11 +27,10 @@ def linear(g: GraphBuilder, call: Call):
     x, weight, *bias = call.inputs
     if len(call.input_shapes[0]) == 2:
         g.node("Gemm", [x, weight, *bias], call.output, transB=1)
-        return None
+        return
     product = g.node("MatMul", [x, g.node("Transpose", [weight], perm=[1, 0])], None if bias else call.output)
     if bias:
         g.node("Add", [product, bias[0]], call.output)
-    return call.input_batch_axes[0]
 
 
 @converter(Conv2d)
@@ -48,7 +47,6 @@ def conv2d(g: GraphBuilder, call: Call):
         dilations=list(attrs.get("dilation", (1, 1))),
         group=int(attrs.get("groups", 1)),
     )
-    return call.input_batch_axes[0]
 
 
 @converter(BatchNormEval)
@@ -60,7 +58,6 @@ def batch_norm(g: GraphBuilder, call: Call):
     scale = given.get("weight") or g.constant(np.ones(channels), call.dtype, "ones")
     bias = given.get("bias") or g.constant(np.zeros(channels), call.dtype, "zeros")
     g.node("BatchNormalization", [x, scale, bias, mean, var], call.output, epsilon=float(call.attrs.get("eps", 1e-5)))
-    return call.input_batch_axes[0]
 
 
 def _pads(padding) -> list[int]:
@@ -72,7 +69,6 @@ def max_pool2d(g: GraphBuilder, call: Call):
     a = call.attrs
     g.node("MaxPool", call.inputs, call.output, kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]),
            pads=_pads(a.get("padding", (0, 0))), dilations=list(a.get("dilation", (1, 1))), ceil_mode=int(a.get("ceil_mode", False)))
-    return call.input_batch_axes[0]
 
 
 @converter(AvgPool2d)
@@ -90,7 +86,6 @@ def avg_pool2d(g: GraphBuilder, call: Call):
     if override is not None:
         kh, kw = a["kernel_size"]
         g.node("Mul", [out, g.constant(kh * kw / override, call.dtype, "divisor_scale")], call.output)
-    return call.input_batch_axes[0]
 
 
 @converter(AdaptiveAvgPool2d)
@@ -99,6 +94,9 @@ def adaptive_avg_pool2d(g: GraphBuilder, call: Call):
     = input / output. Any other size: A_h · x · A_wᵀ with the averaging matrices Kinone uses."""
     (x,), (shape,) = call.inputs, call.input_shapes
     (height, width), (out_h, out_w) = shape[2:], call.attrs["output_size"]
+    if (out_h, out_w) != (1, 1) and any(call.input_dynamic[0][2:]):
+        raise call.error(f"adaptive average pooling to {(out_h, out_w)} of an input whose size is dynamic has no "
+                         "ONNX form with fixed windows; export with dynamic_size=False (or pool to 1x1)")
     if (out_h, out_w) == (1, 1):
         g.node("GlobalAveragePool", [x], call.output)
     elif height % out_h == 0 and width % out_w == 0:
@@ -108,4 +106,3 @@ def adaptive_avg_pool2d(g: GraphBuilder, call: Call):
         rows = g.constant(averaging_matrix(height, out_h, call.dtype), hint="rows")
         cols = g.constant(averaging_matrix(width, out_w, call.dtype).T, hint="cols")
         g.node("MatMul", [g.node("MatMul", [rows, x]), cols], call.output)
-    return call.input_batch_axes[0]

@@ -8,7 +8,7 @@ from kinone.autograd.ops.reduction import Amax, Amin, LogSumExp, Mean, Sum, Var,
 from kinone.autograd.ops.softmax import LogSoftmax, Softmax
 
 from ..graph import Call, GraphBuilder, tensor_type
-from ..registry import NOT_BATCHED, converter
+from ..registry import converter
 
 _REDUCE = {Sum: "ReduceSum", Mean: "ReduceMean", Amax: "ReduceMax", Amin: "ReduceMin", LogSumExp: "ReduceLogSumExp"}
 
@@ -17,19 +17,10 @@ def _axes(call: Call):
     return normalize_dims(call.function.__name__.lower(), call.attrs.get("dim"), len(call.input_shapes[0]))
 
 
-def _batch_after_reduce(call: Call, axes, keepdim: bool):
-    """A reduction keeps the batch dim unless it reduces over it."""
-    axis = call.input_batch_axes[0]
-    if axis is None or axes is None or axis in axes:
-        return NOT_BATCHED
-    return axis if keepdim else axis - sum(a < axis for a in axes)
-
-
 @converter(*_REDUCE)
 def reduce(g: GraphBuilder, call: Call):
     axes, keepdim = _axes(call), bool(call.attrs.get("keepdim", False))
     g.reduce(_REDUCE[call.function], call.inputs[0], axes, keepdim, call.output)
-    return _batch_after_reduce(call, axes, keepdim)
 
 
 @converter(Var)
@@ -45,7 +36,6 @@ def var(g: GraphBuilder, call: Call):
                            g.node("Cast", [g.node("Size", [mean])], to=tensor_type(dtype))])
     denominator = g.node("Sub", [count, g.constant(call.attrs.get("correction", 1), dtype, "correction")])
     g.node("Div", [total, denominator], call.output)
-    return _batch_after_reduce(call, axes, keepdim)
 
 
 @converter(Softmax, LogSoftmax)
@@ -55,4 +45,3 @@ def softmax(g: GraphBuilder, call: Call):
     axes = normalize_dims("softmax", call.attrs["dim"], ndim)
     axis = axes[0] if axes else 0
     g.node(call.function.__name__, call.inputs, call.output, axis=axis)
-    return call.input_batch_axes[0]

@@ -1,8 +1,10 @@
 """Shape Functions: reshape, permute, expand, concatenation, stacking and basic indexing.
 
-Under `dynamic_batch` a shape written into the graph must not hold the example's batch size:
-reshape writes -1 where the batch dim lands (or uses Flatten), expand writes 1 (broadcast
-keeps the input's dim), and a slice over the batch dim that keeps all of it is not written.
+A shape written into the graph must hold at every input size when some dims are dynamic
+(`Call.output_dynamic`): reshape writes a dynamic dim as 0 ("copy the input's dim here") where
+it is the input's dim, or as -1 (at most one, inferred), or uses Flatten; expand writes 1 where
+the input's own dynamic dim is kept (broadcast keeps it); slices keep Python's relative
+indices (negative, open ends), which ONNX Slice reads the same way.
 """
 
 from __future__ import annotations
@@ -16,76 +18,81 @@ from kinone.autograd.ops.joining import Cat, Stack
 from kinone.autograd.ops.shape import Expand, Permute, Reshape
 
 from ..graph import Call, GraphBuilder
-from ..registry import NOT_BATCHED, converter
+from ..registry import converter
 
-_INT64_MIN = -(2**63)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-@converter(Reshape)
+def _is_flatten(in_shape, out_shape, axis: int) -> bool:
+    return tuple(out_shape) == (math.prod(in_shape[:axis]), math.prod(in_shape[axis:]))
+
+
+@converter(Reshape, shape_attributes=True)
 def reshape(g: GraphBuilder, call: Call):
-    (x,), (in_shape,), (axis,) = call.inputs, call.input_shapes, call.input_batch_axes
-    out_shape = tuple(call.output_shape)
-    if axis is None or g.batch_size is None:
-        g.node("Reshape", [x, g.int64s(out_shape)], call.output)
-        return None
-    if axis == 0 and len(in_shape) >= 2 and out_shape == (in_shape[0], math.prod(in_shape[1:])):
-        g.node("Flatten", [x], call.output, axis=1)
-        return 0
-    # The batch dim must come out whole, as one output dim p, with the same elements before
-    # and after it; then p is written -1 and the graph works at any batch size.
-    before, after = math.prod(in_shape[:axis]), math.prod(in_shape[axis + 1 :])
-    for p, size in enumerate(out_shape):
-        if size == in_shape[axis] and math.prod(out_shape[:p]) == before and math.prod(out_shape[p + 1 :]) == after:
-            target = [-1 if i == p else d for i, d in enumerate(out_shape)]
-            g.node("Reshape", [x, g.int64s(target)], call.output)
-            return p
-    raise call.error(
-        f"reshape from {in_shape} to {out_shape} merges or splits the batch dim (axis {axis}), so the graph "
-        "could not run at another batch size; export with dynamic_batch=False"
-    )
+    (x,), (in_shape,), (in_dynamic,) = call.inputs, call.input_shapes, call.input_dynamic
+    (probe_in,), out_shape, probe_out = call.probe_input_shapes, call.output_shape, call.probe_output_shape
+    if any(call.output_dynamic) and len(out_shape) == 2:
+        for axis in range(1, len(in_shape)):
+            if _is_flatten(in_shape, out_shape, axis) and _is_flatten(probe_in, probe_out, axis):
+                g.node("Flatten", [x], call.output, axis=axis)
+                return
+    target, inferred = [], None
+    for i, (size, dynamic) in enumerate(zip(out_shape, call.output_dynamic)):
+        if not dynamic:
+            target.append(size)
+        elif i < len(in_shape) and in_dynamic[i] and in_shape[i] == size and probe_in[i] == probe_out[i]:
+            target.append(0)  # the input's own dim i, whatever its size
+        elif inferred is None:
+            inferred = i
+            target.append(-1)
+        else:
+            raise call.error(
+                f"reshape from {in_shape} to {out_shape} (from {probe_in} to {probe_out} at another input size) "
+                "has several output dims that follow the input's size in new ways; ONNX Reshape can infer only one. "
+                "Export with dynamic_batch=False (and dynamic_size=False)"
+            )
+    g.node("Reshape", [x, g.int64s(target)], call.output)
 
 
 @converter(Permute)
 def permute(g: GraphBuilder, call: Call):
-    dims = [int(d) for d in call.attrs["dims"]]
-    g.node("Transpose", call.inputs, call.output, perm=dims)
-    axis = call.input_batch_axes[0]
-    return NOT_BATCHED if axis is None else dims.index(axis)
+    g.node("Transpose", call.inputs, call.output, perm=[int(d) for d in call.attrs["dims"]])
 
 
-@converter(Expand)
+@converter(Expand, shape_attributes=True)
 def expand(g: GraphBuilder, call: Call):
     """ONNX Expand broadcasts the input against the shape, so a 1 keeps the input's dim."""
-    out_shape = list(call.output_shape)
-    axis, offset = call.input_batch_axes[0], len(out_shape) - len(call.input_shapes[0])
-    if axis is not None and g.batch_size is not None:
-        out_shape[axis + offset] = 1
-    g.node("Expand", [call.inputs[0], g.int64s(out_shape)], call.output)
-    return None if axis is None else axis + offset
+    (in_shape,), (in_dynamic,) = call.input_shapes, call.input_dynamic
+    target, offset = list(call.output_shape), len(call.output_shape) - len(in_shape)
+    for i, dynamic in enumerate(call.output_dynamic):
+        if not dynamic:
+            continue
+        j = i - offset
+        if j < 0 or not in_dynamic[j] or in_shape[j] != target[i]:
+            raise call.error(
+                f"expand from {in_shape} to {tuple(call.output_shape)} takes dim {i} from the input's size, not from "
+                "the expanded tensor: the graph would freeze it. Export with dynamic_batch=False (and dynamic_size=False)"
+            )
+        target[i] = 1
+    g.node("Expand", [call.inputs[0], g.int64s(target)], call.output)
 
 
 @converter(Cat)
 def cat(g: GraphBuilder, call: Call):
-    axis = int(call.attrs.get("dim", 0)) % len(call.input_shapes[0])
-    g.node("Concat", call.inputs, call.output, axis=axis)
-    if axis in call.input_batch_axes:
-        return NOT_BATCHED  # joined along the batch: the sizes add up
-    return None
+    g.node("Concat", call.inputs, call.output, axis=int(call.attrs.get("dim", 0)) % len(call.input_shapes[0]))
 
 
 @converter(Stack)
 def stack(g: GraphBuilder, call: Call):
     axis = int(call.attrs.get("dim", 0)) % (len(call.input_shapes[0]) + 1)
     g.node("Concat", [g.unsqueeze(x, [axis]) for x in call.inputs], call.output, axis=axis)
-    batch = next((a for a in call.input_batch_axes if a is not None), None)
-    return NOT_BATCHED if batch is None else batch + (batch >= axis)
 
 
 @converter(GetItem)
 def getitem(g: GraphBuilder, call: Call):
     """Basic indexing (ints, slices, None, ...) as one Slice, then Squeeze for the ints and
     Unsqueeze for the Nones. Integer- and boolean-array indices are not supported."""
-    (x,), (shape,), (batch,) = call.inputs, call.input_shapes, call.input_batch_axes
+    (x,), (shape,) = call.inputs, call.input_shapes
     parts = call.attrs["index"] if isinstance(call.attrs["index"], tuple) else (call.attrs["index"],)
     if any(isinstance(p, np.ndarray) or not (p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))) for p in parts):
         raise call.error(f"only basic indexing (ints, slices, None, ...) can be exported, got index {parts!r}")
@@ -96,25 +103,22 @@ def getitem(g: GraphBuilder, call: Call):
     parts = parts + (slice(None),) * (len(shape) - sum(p is not None for p in parts))
     starts, ends, axes, steps, squeezed, new_axes = [], [], [], [], [], []
     dim = out_pos = 0
-    out_batch = NOT_BATCHED
     for part in parts:
         if part is None:
             new_axes.append(out_pos)
             out_pos += 1
             continue
-        size = shape[dim]
         if isinstance(part, slice):
             if part != slice(None):
-                start, stop, step = part.indices(size)
-                if step < 0 and stop < 0:
-                    stop = _INT64_MIN  # "before the first element", which -1 would not mean
-                starts.append(start), ends.append(stop), axes.append(dim), steps.append(step)
-            elif dim == batch:
-                out_batch = out_pos
+                # Python's own relative bounds (negative, open ends), as ONNX Slice reads them.
+                step = 1 if part.step is None else int(part.step)
+                start = part.start if part.start is not None else (0 if step > 0 else -1)
+                stop = part.stop if part.stop is not None else (_INT64_MAX if step > 0 else _INT64_MIN)
+                starts.append(int(start)), ends.append(int(stop)), axes.append(dim), steps.append(step)
             out_pos += 1
         else:
-            index = int(part) % size
-            starts.append(index), ends.append(index + 1), axes.append(dim), steps.append(1)
+            index = int(part)
+            starts.append(index), ends.append(_INT64_MAX if index == -1 else index + 1), axes.append(dim), steps.append(1)
             squeezed.append(dim)
         dim += 1
     ops = []  # each op(value, output name or None) -> its output; the last writes call.output
@@ -130,4 +134,3 @@ def getitem(g: GraphBuilder, call: Call):
     value = x
     for i, op in enumerate(ops):
         value = op(value, call.output if i == len(ops) - 1 else None)
-    return out_batch
