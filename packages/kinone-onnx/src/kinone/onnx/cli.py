@@ -69,6 +69,11 @@ def load_weights(model, checkpoint: Path) -> None:
     model.load_state_dict(arrays)
 
 
+def example_input(in_channels: int, image_size: int) -> Tensor:
+    """The input to trace with: a batch of 2 standard-normal images (the weights decide the rest)."""
+    return Tensor(np.random.default_rng(0).standard_normal((2, in_channels, image_size, image_size)).astype(np.float32))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinone-export", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,8 +101,7 @@ def main(argv=None) -> int:
     out = args.out or ((run_dir or checkpoint.parent) / "model.onnx")
     model = models.get_model(options["model"], num_classes=options["num_classes"], in_channels=options["in_channels"])
     load_weights(model, checkpoint)
-    size = options["image_size"]
-    example = Tensor(np.random.default_rng(0).standard_normal((2, options["in_channels"], size, size)).astype(np.float32))
+    example = example_input(options["in_channels"], options["image_size"])
     try:
         proto = export(model, example, out, opset=args.opset, dynamic_batch=not args.static_batch,
                        dynamic_size=args.dynamic_size)
@@ -121,9 +125,8 @@ def main(argv=None) -> int:
 def export_trained(model, run_dir, image_size: int, in_channels: int) -> Path:
     """What `kinone-train --export-onnx` calls (through the `kinone.export` entry point):
     write `<run_dir>/model.onnx` for a trained model and return its path."""
-    example = Tensor(np.random.default_rng(0).standard_normal((2, in_channels, image_size, image_size)).astype(np.float32))
     path = Path(run_dir) / "model.onnx"
-    export(model, example, path)
+    export(model, example_input(in_channels, image_size), path)
     return path
 
 

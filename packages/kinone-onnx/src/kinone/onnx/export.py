@@ -263,13 +263,16 @@ def _probe_inputs(inputs: tuple, input_dynamic: list) -> tuple:
     for x, dims in zip(inputs, input_dynamic):
         shape = tuple((size + 1 if axis == 0 else 2 * size + axis - 2) if dyn else size
                       for axis, (size, dyn) in enumerate(zip(x.shape, dims)))
-        data = x.data
-        if data.dtype.kind == "f":
-            values = (rng.standard_normal(shape) * (float(data.std()) or 1.0) + float(data.mean())).astype(data.dtype)
-        else:
-            values = np.resize(data, shape)
-        probes.append(Tensor(values))
+        probes.append(Tensor(draw_like(x.data, shape, rng)))
     return tuple(probes)
+
+
+def draw_like(x: np.ndarray, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """New values of `shape` with x's dtype, mean and spread (x's own values, repeated, when
+    x is not floating)."""
+    if x.dtype.kind != "f":
+        return np.resize(x, shape)
+    return (rng.standard_normal(shape) * (float(x.std()) or 1.0) + float(x.mean())).astype(x.dtype)
 
 
 def _check_same_calls(calls: list, probe_calls: list) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from onnx import helper
 
 from kinone.autograd import Tensor, cat, maximum, minimum, where
 from kinone.nn import functional as F
@@ -89,8 +90,6 @@ def clip(node, x, low=None, high=None):
 
 @importer("Cast")
 def cast(node, x):
-    from onnx import helper
-
     return x.to(helper.tensor_dtype_to_np_dtype(node.attrs["to"]))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from kinone.autograd import Tensor, no_grad
 
-from .export import eval_mode
+from .export import draw_like, eval_mode
 
 
 class VerificationError(AssertionError):
@@ -66,7 +66,7 @@ def _another_size(run: tuple[np.ndarray, ...], symbolic: list, seed: int = 0) ->
     for x, dims in zip(run, symbolic):
         shape = tuple((size + 1 if axis == 0 else size + size // 2 + 1) if dyn else size
                       for axis, (size, dyn) in enumerate(zip(x.shape, dims)))
-        out.append((rng.standard_normal(shape) * (x.std() or 1.0) + x.mean()).astype(x.dtype))
+        out.append(draw_like(x, shape, rng))
     return tuple(out)
 
 
