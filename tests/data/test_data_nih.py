@@ -13,7 +13,7 @@ from PIL import Image
 from kinone.data import DataLoader
 from kinone.data import transforms as T
 from kinone.data.datasets import FINDINGS, NIHChestXray, make_sample
-from kinone.data.datasets.nih import _SIGNALS, SAMPLE_PREVALENCE, _draw_chest
+from kinone.data.datasets.nih import _SIGNALS, SAMPLE_PREVALENCE, NIHDataError, _draw_chest
 
 V2020_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -212,11 +212,88 @@ def test_missing_csv_column_is_named(tmp_path):
         NIHChestXray(root, "test")
 
 
-def test_unknown_finding_is_named(tmp_path):
+def test_unknown_finding_names_the_line_the_image_and_every_expected_name(tmp_path):
     root = write_dataset(tmp_path / "nih")
     csv = root / "Data_Entry_2017_v2020.csv"
     csv.write_text(csv.read_text().replace("Hernia", "Infiltrate"))
-    with pytest.raises(ValueError, match=r"unknown finding 'Infiltrate' \(image '00000003_000.png'\)"):
+    with pytest.raises(NIHDataError) as raised:
+        NIHChestXray(root, "test")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.search(
+        r"Data_Entry_2017_v2020.csv line 5 \(image '00000003_000.png'\) has unknown finding 'Infiltrate' in 'Infiltrate'",
+        message,
+    ), message
+    assert all(repr(name) in message for name in FINDINGS + ("No Finding",)), message
+
+
+def test_an_empty_name_between_bars_is_an_unknown_finding_on_its_line(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    csv = root / "Data_Entry_2017_v2020.csv"
+    csv.write_text(csv.read_text().replace("Mass|Nodule", "Mass||Nodule"))
+    with pytest.raises(NIHDataError, match=r"line 7 \(image '00000004_000.png'\) has unknown finding '' in 'Mass\|\|Nodule'"):
+        NIHChestXray(root, "test")
+
+
+@pytest.mark.parametrize("variant", ["v2020", "2017"])
+def test_truncated_csv_names_the_line_and_the_fields_expected(tmp_path, variant):
+    """A download cut mid-row: the last line has 3 of the 11 fields (today: "unknown finding ''")."""
+    root = write_dataset(tmp_path / "nih", variant)
+    csv = root / ("Data_Entry_2017_v2020.csv" if variant == "v2020" else "Data_Entry_2017.csv")
+    data = csv.read_bytes().rstrip(b"\r\n")
+    last = data.rindex(b"\n") + 1
+    csv.write_bytes(data[: last] + b",".join(data[last:].split(b",")[:3]))  # 00000012_000.png,Infiltration,0
+    with pytest.raises(NIHDataError) as raised:
+        NIHChestXray(root, "test")
+    assert str(raised.value) == f"NIHChestXray: {csv} line 15 has 3 of 11 fields (truncated file?); expected the 11 fields of its header"
+
+
+def test_a_short_row_in_the_middle_is_named_too(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    csv = root / "Data_Entry_2017_v2020.csv"
+    lines = csv.read_text().split("\n")
+    lines[4] = ",".join(lines[4].split(",")[:2])  # 00000003_000.png,Hernia
+    csv.write_text("\n".join(lines))
+    with pytest.raises(NIHDataError, match=r"line 5 has 2 of 11 fields \(damaged row\?\)"):
+        NIHChestXray(root, "test")
+
+
+def test_older_file_rows_without_the_trailing_comma_are_complete(tmp_path):
+    root = write_dataset(tmp_path / "nih", "2017")
+    csv = root / "Data_Entry_2017.csv"
+    csv.write_bytes(csv.read_bytes().replace(b",\r\n", b"\r\n"))  # 11 fields under a 12-field header
+    assert len(NIHChestXray(root, "test")) == 3
+
+
+def test_empty_finding_labels_on_a_complete_row_names_the_line(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    csv = root / "Data_Entry_2017_v2020.csv"
+    csv.write_text(csv.read_text().replace("00000003_000.png,Hernia,", "00000003_000.png,,"))
+    with pytest.raises(
+        NIHDataError,
+        match=r"Data_Entry_2017_v2020.csv line 5 \(image '00000003_000.png'\) has an empty 'Finding Labels'; "
+        r"expected '\|'-separated names from \['Atelectasis'",
+    ):
+        NIHChestXray(root, "test")
+
+
+def test_a_blank_line_does_not_shift_the_line_named(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    csv = root / "Data_Entry_2017_v2020.csv"
+    csv.write_text(csv.read_text().replace("\n00000002_000.png", "\n\n00000002_000.png").replace("Hernia", "Hernias"))
+    with pytest.raises(NIHDataError, match=r"line 6 \(image '00000003_000.png'\) has unknown finding 'Hernias'"):
+        NIHChestXray(root, "test")
+
+
+def test_an_image_twice_in_the_csv_or_a_bad_patient_id_names_the_line(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    csv = root / "Data_Entry_2017_v2020.csv"
+    text = csv.read_text()
+    csv.write_text(text.replace("00000002_000.png", "00000001_001.png"))
+    with pytest.raises(NIHDataError, match=r"line 4 \(image '00000001_001.png'\) lists image '00000001_001.png' a second time"):
+        NIHChestXray(root, "test")
+    csv.write_text(text.replace("No Finding,0,2,", "No Finding,0,two,"))
+    with pytest.raises(NIHDataError, match=r"line 4 \(image '00000002_000.png'\) has 'Patient ID' 'two'; expected an integer id"):
         NIHChestXray(root, "test")
 
 
@@ -233,7 +310,9 @@ def test_missing_image_raises_or_is_skipped_and_counted(tmp_path):
     root = write_dataset(tmp_path / "nih", layout="nih")
     (root / "images" / "00000007_000.png").unlink()
     with pytest.raises(
-        FileNotFoundError, match=r"1 of 3 images of split 'test' not found, e.g. '00000007_000.png'.*skip_missing=True"
+        FileNotFoundError,
+        match=r"1 of 3 images of split 'test' not found: '00000007_000.png'; .*"
+        r"\(pass skip_missing=True, or --skip-missing to kinone-train, to train without them\)$",
     ):
         NIHChestXray(root, "test")
     with pytest.warns(UserWarning, match=r"skipped 1 of 3 images of split 'test'"):
@@ -254,6 +333,51 @@ def test_unreadable_or_vanished_png_names_the_file(tmp_path):
     (root / "images" / "00000007_000.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"00000007_000.png is missing"):
         test[2]
+
+
+def test_a_name_listed_twice_in_a_split_file_is_kept_once_and_reported(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    names = (root / "train_val_list.txt").read_text().split("\n")
+    (root / "train_val_list.txt").write_text("\n".join(names + names[:2] + names[:1]))
+    with pytest.warns(UserWarning) as record:
+        train = NIHChestXray(root, "train", val_fraction=0.0)
+    messages = [str(w.message) for w in record]
+    assert messages == [
+        f"NIHChestXray: {root / 'train_val_list.txt'} lists 2 names more than once (each kept once): "
+        "'00000001_000.png', '00000001_001.png'"
+    ]
+    assert len(train) == 11 and sorted(train.image_names) == sorted(names)
+    assert train.duplicate_names == ["00000001_000.png", "00000001_001.png"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        test = NIHChestXray(root, "test")  # test_list.txt has no duplicate: no warning
+    assert test.duplicate_names == []
+
+
+def test_many_duplicates_show_the_first_few_and_the_count(tmp_path):
+    root = write_dataset(tmp_path / "nih")
+    names = (root / "train_val_list.txt").read_text().split("\n")
+    (root / "train_val_list.txt").write_text("\n".join(names + names))
+    with pytest.warns(UserWarning, match=r"lists 11 names more than once \(each kept once\): '00000001_000.png', .*, \.\.\. \(6 more\)$"):
+        train = NIHChestXray(root, "train", val_fraction=0.0)
+    assert len(train.duplicate_names) == 11 and len(train) == 11
+
+
+def test_a_decompression_bomb_names_the_image(tmp_path, monkeypatch):
+    test = NIHChestXray(write_dataset(tmp_path / "nih", layout="nih"), "test")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # the 8 x 8 fixtures are 4x the limit: Pillow refuses
+    with pytest.raises(OSError, match=r"NIHChestXray: image .*00000003_001.png is too large to decode safely: .*64 pixels") as raised:
+        test[1]
+    assert isinstance(raised.value.__cause__, Image.DecompressionBombError)
+
+
+def test_image_paths_are_every_file_the_split_reads(tmp_path):
+    root = write_dataset(tmp_path / "nih", layout="kaggle")
+    train = NIHChestXray(root, "train", val_fraction=0.0)
+    paths = train.image_paths()
+    assert paths == [train.image_path(i) for i in range(len(train))]
+    assert [p.name for p in paths] == train.image_names and all(p.is_file() for p in paths)
+    assert {p.parent.parent.name for p in paths} == {"images_001", "images_002", "images_003"}
 
 
 # ------------------------------------------------------------------ the synthetic sample

@@ -62,6 +62,15 @@ EXPECTED_LAYOUT = (
     "images_001/images/ ... images_012/images/, or the folder itself"
 )
 SPLITS = ("train", "val", "test")
+EXPECTED_FINDINGS = f"expected '|'-separated names from {list(FINDINGS)} or {NO_FINDING!r}"
+SHOWN_NAMES = 5  # how many names an error or warning lists before "... (N more)"
+
+
+class NIHDataError(ValueError):
+    """The dataset's files are wrong (a truncated or damaged CSV, an unknown finding, a split
+    list naming an image the CSV lacks), not an argument. A `ValueError`, so code catching that
+    still works; kinone-train reports it in one line. Missing files raise `FileNotFoundError`
+    and unreadable images `OSError`."""
 
 
 class NIHChestXray(Dataset):
@@ -78,7 +87,11 @@ class NIHChestXray(Dataset):
 
     Attributes: `image_names` (file names, in split-file order), `labels` (N x 14 float32),
     `patient_ids` (int64), `ages` (int64 years, -1 where unreadable), `skipped` (names dropped
-    by `skip_missing`), `csv_path`.
+    by `skip_missing`), `duplicate_names` (names the split's list file holds more than once;
+    each is kept once, with a warning), `csv_path`.
+
+    Errors: `NIHDataError` (a `ValueError`) for wrong file contents, `FileNotFoundError` for a
+    missing file or image, `OSError` for an image that cannot be read (each names the file).
     """
 
     FINDINGS = FINDINGS
@@ -101,8 +114,16 @@ class NIHChestXray(Dataset):
         self.transform = transform
         self.csv_path = find_data_entry(self.root)
         table = read_data_entry(self.csv_path)
-        train_val = read_split_list(self.root / TRAIN_VAL_LIST)
-        test = read_split_list(self.root / TEST_LIST)
+        train_val, train_val_duplicates = read_split_list(self.root / TRAIN_VAL_LIST)
+        test, test_duplicates = read_split_list(self.root / TEST_LIST)
+        self.duplicate_names: list[str] = test_duplicates if split == "test" else train_val_duplicates
+        if self.duplicate_names:
+            count = len(self.duplicate_names)
+            warnings.warn(
+                f"NIHChestXray: {self.root / (TEST_LIST if split == 'test' else TRAIN_VAL_LIST)} lists {count} "
+                f"name{'s' if count > 1 else ''} more than once (each kept once): {first_few(self.duplicate_names)}",
+                stacklevel=2,
+            )
 
         rows = self._rows_of(
             test if split == "test" else train_val, TEST_LIST if split == "test" else TRAIN_VAL_LIST, table
@@ -115,11 +136,10 @@ class NIHChestXray(Dataset):
         present = folder_of >= 0
         self.skipped = names[~present].tolist()
         if self.skipped and not skip_missing:
-            first = self.skipped[0]
             raise FileNotFoundError(
-                f"NIHChestXray: {len(self.skipped)} of {len(names)} images of split {split!r} not found, "
-                f"e.g. {first!r}; looked in {', '.join(str(f) for f in folders)} (expected {EXPECTED_LAYOUT}). "
-                "Pass skip_missing=True to use the images that are present."
+                f"NIHChestXray: {len(self.skipped)} of {len(names)} images of split {split!r} not found: "
+                f"{first_few(self.skipped)}; looked in {', '.join(str(f) for f in folders)}, expected {EXPECTED_LAYOUT} "
+                "(pass skip_missing=True, or --skip-missing to kinone-train, to train without them)"
             )
         if self.skipped:
             warnings.warn(
@@ -156,6 +176,11 @@ class NIHChestXray(Dataset):
         """Where image `index` is on disk."""
         return Path(self._folders[self._folder_of[index]]) / self.image_names[index]
 
+    def image_paths(self) -> list[Path]:
+        """Every file this split reads, in index order (for `image_check.check_images`)."""
+        folders = [Path(folder) for folder in self._folders]
+        return [folders[number] / name for number, name in zip(self._folder_of.tolist(), self.image_names)]
+
     def pos_weight(self) -> np.ndarray:
         """Negatives / positives per finding, float32 (14,): BCE-with-logits' `pos_weight`.
 
@@ -177,7 +202,7 @@ class NIHChestXray(Dataset):
         rows = np.array([table["row_of"].get(name, -1) for name in names], dtype=np.int64)
         absent = [name for name, row in zip(names, rows) if row < 0]
         if absent:
-            raise ValueError(
+            raise NIHDataError(
                 f"NIHChestXray: {len(absent)} image(s) listed in {self.root / list_name} are not in "
                 f"{self.csv_path.name}, e.g. {absent[0]!r}"
             )
@@ -221,42 +246,38 @@ def find_data_entry(root: Path) -> Path:
 def read_data_entry(path: Path) -> dict:
     """Parse Data_Entry_2017[_v2020].csv into arrays: names, labels (N x 14), patient ids, ages.
 
-    Every field is read as text (so `00000001` and `058Y` survive), stripped, then converted."""
+    Every field is read as text (so `00000001` and `058Y` survive), stripped, then converted.
+    Errors name the file and the line (`NIHDataError`): a row with fewer fields than the
+    header (a truncated download), an empty or unknown finding, a patient id that is not a
+    number, an image listed twice."""
     import pandas as pd  # imported here: pandas takes ~0.5 s to import and workers never need it
 
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"NIHChestXray: cannot parse {path}: {error}") from None
+        raise NIHDataError(f"NIHChestXray: cannot parse {path}: {error}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in (IMAGE_COLUMN, LABEL_COLUMN, PATIENT_COLUMN) if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise NIHDataError(
             f"NIHChestXray: {path} has no column {', '.join(repr(c) for c in missing)}; its columns are "
             f"{list(frame.columns)}; expected the NIH header {V2020_HEADER!r}"
         )
+    rows = CsvRows(path, frame)
+    rows.check_complete()
     names = frame[IMAGE_COLUMN].str.strip().to_numpy(dtype=object)
-    duplicated = pd.Series(names).duplicated()
+    duplicated = pd.Series(names).duplicated().to_numpy()
     if duplicated.any():
-        raise ValueError(f"NIHChestXray: {path} lists image {names[duplicated.to_numpy()][0]!r} more than once")
+        row = int(np.flatnonzero(duplicated)[0])
+        raise NIHDataError(f"NIHChestXray: {path} {rows.where(row)} lists image {names[row]!r} a second time")
 
-    text = frame[LABEL_COLUMN].str.replace(r"\s*\|\s*", "|", regex=True).str.strip()
-    indicators = text.str.get_dummies(sep="|")
-    unknown = sorted(set(indicators.columns) - set(FINDINGS) - {NO_FINDING})
-    if unknown:
-        example = names[indicators[unknown[0]].to_numpy().astype(bool)][0]
-        raise ValueError(
-            f"NIHChestXray: {path} column {LABEL_COLUMN!r} has unknown finding {unknown[0]!r} (image {example!r}); "
-            f"expected '|'-separated names from {list(FINDINGS)} or {NO_FINDING!r}"
-        )
-    labels = indicators.reindex(columns=list(FINDINGS), fill_value=0).to_numpy(dtype=np.float32)
-
+    labels = read_findings(frame[LABEL_COLUMN], rows)
     patients = pd.to_numeric(frame[PATIENT_COLUMN].str.strip(), errors="coerce")
     if patients.isna().any():
         bad = int(np.flatnonzero(patients.isna().to_numpy())[0])
-        raise ValueError(
-            f"NIHChestXray: {path} column {PATIENT_COLUMN!r} has {frame[PATIENT_COLUMN].iloc[bad]!r} for image "
-            f"{names[bad]!r}; expected an integer id"
+        raise NIHDataError(
+            f"NIHChestXray: {path} {rows.where(bad)} has {PATIENT_COLUMN!r} {frame[PATIENT_COLUMN].iloc[bad]!r}; "
+            "expected an integer id"
         )
     ages = np.full(len(frame), -1, dtype=np.int64)
     if AGE_COLUMN in frame.columns:  # '58' (v2020) or '058Y' (2017); 'M' months and 'D' days also seen
@@ -274,16 +295,102 @@ def read_data_entry(path: Path) -> dict:
     }
 
 
-def read_split_list(path: Path) -> list[str]:
+def read_findings(column, rows: CsvRows) -> np.ndarray:
+    """The N x 14 float32 multi-hot labels of the 'Finding Labels' column ('No Finding': zeros)."""
+    text = column.str.replace(r"\s*\|\s*", "|", regex=True).str.strip()
+    empty = (text == "").to_numpy()
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        raise NIHDataError(f"NIHChestXray: {rows.path} {rows.where(row)} has an empty {LABEL_COLUMN!r}; {EXPECTED_FINDINGS}")
+    indicators = text.str.get_dummies(sep="|")
+    unknown = sorted(set(indicators.columns) - set(FINDINGS) - {NO_FINDING})
+    if unknown:
+        row = int(np.flatnonzero(indicators[unknown[0]].to_numpy())[0])
+        raise NIHDataError(
+            f"NIHChestXray: {rows.path} {rows.where(row)} has unknown finding {unknown[0]!r} in "
+            f"{column.iloc[row]!r}; {EXPECTED_FINDINGS}"
+        )
+    return indicators.reindex(columns=list(FINDINGS), fill_value=0).to_numpy(dtype=np.float32)
+
+
+class CsvRows:
+    """Line numbers and field counts of the CSV's rows, for errors only.
+
+    pandas reads a row cut short as empty strings in its missing fields, and keeps no line
+    numbers; so on the error path (rare) the file is read again with the csv module, whose
+    records match pandas' rows one to one (both skip blank lines)."""
+
+    def __init__(self, path: Path, frame):
+        self.path, self.frame = path, frame
+        self.named = [c for c in frame.columns if not c.startswith("Unnamed:")]  # not the 2017 file's trailing ','
+        self._records = None
+
+    def records(self) -> list[tuple[int, list[str]]]:
+        """`(line number, fields)` of each data row."""
+        if self._records is None:
+            import csv
+
+            records, line = [], 1
+            with open(self.path, newline="", encoding="utf-8-sig") as file:
+                reader = csv.reader(file)
+                for fields in reader:
+                    if fields and not (len(fields) == 1 and not fields[0].strip()):
+                        records.append((line, fields))
+                    line = reader.line_num + 1
+            self._records = records[1:]  # the first is the header
+        return self._records
+
+    def where(self, row: int) -> str:
+        """'line 57 (image '00000013_005.png')' for the pandas row `row`."""
+        name = self.frame[IMAGE_COLUMN].iloc[row].strip()
+        records = self.records()
+        if len(records) == len(self.frame) and records[row][1][0].strip() == name:
+            return f"line {records[row][0]} (image {name!r})"
+        return f"data row {row + 1} (image {name!r})"  # the two readers disagree: say what pandas saw
+
+    def check_complete(self) -> None:
+        """Raise if a row has fewer fields than the header names. Only counted when some row has an
+        empty last field, image, finding or patient id: every whole row of NIH's files has them."""
+        key = [self.named[-1], IMAGE_COLUMN, LABEL_COLUMN, PATIENT_COLUMN]
+        if not (self.frame[key] == "").to_numpy().any():
+            return
+        expected = len(self.named)
+        records = self.records()
+        for number, (line, fields) in enumerate(records):
+            if len(fields) < expected:
+                cause = "truncated file?" if number == len(records) - 1 else "damaged row?"
+                raise NIHDataError(
+                    f"NIHChestXray: {self.path} line {line} has {len(fields)} of {expected} fields ({cause}); "
+                    f"expected the {expected} fields of its header"
+                )
+
+
+def read_split_list(path: Path) -> tuple[list[str], list[str]]:
     """The image names of train_val_list.txt / test_list.txt (any line endings, with or
-    without a final newline)."""
+    without a final newline), each once, in the file's order; and the names it lists more
+    than once."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FileNotFoundError(
             f"NIHChestXray: {path} is missing; expected {EXPECTED_LAYOUT} in {str(path.parent)!r}"
         ) from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    listed = [line.strip() for line in text.splitlines() if line.strip()]
+    names = list(dict.fromkeys(listed))
+    if len(names) == len(listed):
+        return names, []
+    seen, duplicates = set(), {}
+    for name in listed:
+        if name in seen:
+            duplicates[name] = None
+        seen.add(name)
+    return names, list(duplicates)
+
+
+def first_few(names: list[str]) -> str:
+    """"'a', 'b', 'c', ... (N more)": the first SHOWN_NAMES names and how many are left out."""
+    shown = ", ".join(repr(name) for name in names[:SHOWN_NAMES])
+    return shown + (f", ... ({len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES else "")
 
 
 def image_folders(root: Path) -> list[Path]:
@@ -317,6 +424,11 @@ def load_grayscale(path: str) -> Image.Image:
             return to_grayscale(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"NIHChestXray: image file {path} is missing") from None
+    except Image.DecompressionBombError as error:  # raised by Image.open, whose message has no path
+        raise OSError(
+            f"NIHChestXray: image {path} is too large to decode safely: {error} "
+            "(raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)"
+        ) from error
     except (OSError, ValueError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
         raise OSError(f"NIHChestXray: cannot read image {path}: {error}") from error
 
