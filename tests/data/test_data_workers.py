@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -274,10 +275,30 @@ def test_key_errors_keep_a_readable_message_and_odd_exceptions_become_runtime_er
 
 def test_a_worker_that_dies_is_reported_not_waited_for():
     with pytest.raises(
-        RuntimeError, match=r"worker 1 \(pid \d+\) exited unexpectedly \(signal SIGKILL\) while loading batch 1"
+        RuntimeError, match=r"DataLoader: worker 1 \(pid \d+\) exited unexpectedly \(signal SIGKILL\) while loading batch 1"
     ):
         list(DataLoader(Suicidal(), batch_size=4, num_workers=2))
     assert no_children_left() and no_slot_files()
+
+
+def test_a_worker_killed_from_outside_mid_epoch_is_always_reported_by_signal(monkeypatch):
+    """As the OOM killer does: SIGKILL while the main process has requests queued in the worker's
+    pipe (their unread bytes make the main side's read fail with ConnectionResetError, not EOF)."""
+    monkeypatch.setattr(loader_module, "SHUTDOWN_SECONDS", 0.5)
+    for trial in range(10):
+        iterator = iter(DataLoader(Sleepy(n=40, seconds=0.002), batch_size=2, num_workers=2))
+        next(iterator)
+        victim = trial % 2
+        pids = [process.pid for process in iterator._workers]
+        os.kill(pids[victim], signal.SIGKILL)
+        with pytest.raises(RuntimeError) as caught:
+            for _ in iterator:
+                pass
+        assert re.match(
+            rf"DataLoader: worker {victim} \(pid {pids[victim]}\) exited unexpectedly \(signal SIGKILL\)",
+            str(caught.value),
+        ), f"trial {trial}: {type(caught.value).__name__}: {caught.value}"
+        assert no_children_left() and not any(alive(pid) for pid in pids) and no_slot_files()
 
 
 def test_timeout_raises_a_clear_error(monkeypatch):

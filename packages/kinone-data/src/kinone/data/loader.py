@@ -16,7 +16,10 @@ worker `b % num_workers`, which keeps `prefetch_factor` batches in flight, and t
 reads worker `b % num_workers`'s pipe for it: batches come back in sampler order, equal to
 those of `num_workers=0`. Arrays travel through shared memory (transport.py). The main
 process waits on the pipe and on the worker's process sentinel together, so a worker that
-dies (killed, out of memory, a crash in C code) is reported at once, never waited for; with
+dies (killed, out of memory, a crash in C code) is reported at once, never waited for, and
+always the same way, "DataLoader: worker N (pid P) exited unexpectedly (signal SIGKILL)",
+whether the pipe said EOF or ConnectionResetError (what a killed worker with requests unread
+in its pipe leaves); the other workers are shut down. With
 `timeout > 0` a batch that takes longer raises. An exception in a worker is re-raised in the
 main process, same type where possible, with the worker's formatted traceback and the failing
 sample index. Every exit path shuts the workers down: the end of the epoch, an error, Ctrl-C
@@ -71,6 +74,7 @@ from .worker import (
 __all__ = ["DataLoader", "default_collate"]
 
 SHUTDOWN_SECONDS = 2.0  # how long workers get to exit on their own before being terminated
+WORKER_EXIT_SECONDS = 1.0  # how long a worker whose pipe failed gets to be seen as exited
 _FORKSERVER_PRELOAD = ["__main__", "kinone.data.worker", "kinone.data.transforms"]
 
 
@@ -344,7 +348,7 @@ class _MultiProcessIterator(_BaseIterator):
         try:
             self._connections[worker_id].send(message)
         except OSError:
-            pass  # the worker is gone: _receive reports it
+            pass  # the worker is gone: _receive reports it when this batch (or an earlier one) is due
         self._pending.append((batch_index, worker_id))
 
     def _return_released_slots(self) -> None:
@@ -364,14 +368,13 @@ class _MultiProcessIterator(_BaseIterator):
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = wait([connection, process.sentinel], remaining)
-            if connection in ready:
+            if connection in ready:  # first: a batch the worker sent before dying is still good
                 try:
                     return connection.recv()
-                except EOFError:
-                    process.join(1.0)
-                    raise self._worker_died(worker_id, batch_index) from None
+                except (EOFError, OSError) as error:
+                    raise self._connection_lost(worker_id, batch_index, error) from None
             if process.sentinel in ready:
-                process.join(1.0)
+                process.join(WORKER_EXIT_SECONDS)
                 raise self._worker_died(worker_id, batch_index)
             if deadline is not None and time.monotonic() >= deadline:
                 raise RuntimeError(
@@ -379,6 +382,19 @@ class _MultiProcessIterator(_BaseIterator):
                     f"{worker_id} (pid {process.pid}); a sample takes longer to load than timeout= allows, "
                     "or the dataset's __getitem__ is stuck"
                 )
+
+    def _connection_lost(self, worker_id: int, batch_index: int, error: BaseException) -> RuntimeError:
+        """The pipe to a worker failed. A worker killed while requests sat unread in its pipe
+        makes the read fail with ConnectionResetError rather than EOFError: either way, ask the
+        process how it ended and report that."""
+        process = self._workers[worker_id]
+        process.join(WORKER_EXIT_SECONDS)
+        if process.exitcode is not None:
+            return self._worker_died(worker_id, batch_index)
+        return RuntimeError(
+            f"DataLoader: lost the connection to worker {worker_id} (pid {process.pid}), which is still running, "
+            f"while loading batch {batch_index} ({type(error).__name__}: {error})"
+        )
 
     def _worker_died(self, worker_id: int, batch_index: int) -> RuntimeError:
         process = self._workers[worker_id]
@@ -390,7 +406,7 @@ class _MultiProcessIterator(_BaseIterator):
             except ValueError:
                 how = f"signal {-code}"
         return RuntimeError(
-            f"DataLoader worker {worker_id} (pid {process.pid}) exited unexpectedly ({how}) while loading "
+            f"DataLoader: worker {worker_id} (pid {process.pid}) exited unexpectedly ({how}) while loading "
             f"batch {batch_index}; if it was killed for memory, lower batch_size, prefetch_factor or num_workers"
         )
 
