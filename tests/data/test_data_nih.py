@@ -4,7 +4,9 @@ synthetic sample written by make_sample."""
 from __future__ import annotations
 
 import re
+import struct
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -369,6 +371,17 @@ def test_a_decompression_bomb_names_the_image(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"NIHChestXray: image .*00000003_001.png is too large to decode safely: .*64 pixels") as raised:
         test[1]
     assert isinstance(raised.value.__cause__, Image.DecompressionBombError)
+
+
+def test_a_decompression_bomb_in_a_worker_names_the_image(tmp_path):
+    root = write_dataset(tmp_path / "nih", layout="nih")
+    bomb = root / "images" / "00000007_000.png"
+    png = bomb.read_bytes()  # the same PNG with an IHDR (CRC recomputed) declaring 100,000 x 100,000 pixels
+    chunk = b"IHDR" + struct.pack(">II", 100_000, 100_000) + png[24:29]
+    bomb.write_bytes(png[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:])
+    loader = DataLoader(NIHChestXray(root, "test", transform=T.ToArray()), batch_size=3, num_workers=2)
+    with pytest.raises(OSError, match=r"NIHChestXray: image .*00000007_000.png is too large to decode safely"):
+        next(iter(loader))
 
 
 def test_image_paths_are_every_file_the_split_reads(tmp_path):
