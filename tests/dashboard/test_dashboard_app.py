@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -48,7 +49,12 @@ def charts(at: AppTest) -> dict[str, pd.DataFrame]:
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    """The texts of elements, Markdown escapes undone (the app escapes text from run files)."""
+    return "\n".join(unescape(str(e.value)) for e in elements)
+
+
+def unescape(markdown: str) -> str:
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -101,7 +107,7 @@ def test_run_view_of_a_finished_run(runs_dir, monkeypatch):
     # Config and downloads.
     assert any(isinstance(j.value, dict) and j.value.get("lr") == 0.002 for j in at.json) or any(
         '"lr"' in str(j.proto.body) for j in at.json)
-    labels = [b.label for b in at.get("download_button")]
+    labels = [unescape(b.label) for b in at.get("download_button")]
     assert [label.split(" ")[0] for label in labels] == ["checkpoints/best.npz", "checkpoints/latest.npz", "model.onnx"]
 
 
@@ -111,7 +117,8 @@ def test_run_view_of_a_finished_run(runs_dir, monkeypatch):
     ("noval", "info", "No per-finding AUROC yet"),
     ("corrupt", "warning", "1 corrupt line"),
     ("corrupt", "info", "half-written last line"),
-    ("failed", "error", "FloatingPointError: the training loss became nan at step 12"),
+    ("failed", "error", "failed, with this error"),
+    ("failed", "code", "FloatingPointError: the training loss became nan at step 12"),
     ("crashed", "warning", "crashed: its process"),
 ])
 def test_damaged_and_unusual_runs_are_shown_as_such(runs_dir, monkeypatch, run, kind, needle):
@@ -213,3 +220,73 @@ def test_a_million_line_run_renders_downsampled(tmp_path, monkeypatch, capsys):
     assert len(loss) <= 2000 and loss["step"].max() == 1_000_000
     with capsys.disabled():
         print(f"\n1,000,000-line run: first render {t1 - t0:.2f} s, next refresh {t2 - t1:.2f} s")
+
+
+# ---------------------------------------------------------------------------------- run files are text, not Markdown
+HOSTILE = "![x](http://example.invalid/a.png) **bold** :red[red] $x^2$"
+# A folder or file name cannot hold "/", but browsers read "\" as "/" in an http address.
+HOSTILE_NAME = r"![n](http:\\example.invalid\n.png) **b**"
+
+
+def _unescaped(markdown: str) -> str:
+    """A Markdown source without its backslash-escaped characters (what stays Markdown syntax)."""
+    return re.sub(r"\\[!-/:-@\[-`{-~]", "", markdown)
+
+
+def _markdown_sources(at: AppTest) -> list[str]:
+    """Every text of the page that Streamlit renders as Markdown: markdown, captions, headings,
+    alerts, and the labels of widgets, metrics and expanders."""
+    sources = []
+    for kind in ("markdown", "caption", "title", "header", "subheader", "error", "warning", "info", "success"):
+        sources += [str(e.value) for e in at.get(kind)]
+    for kind in ("download_button", "metric", "expander", "selectbox", "multiselect", "number_input", "radio", "tabs"):
+        sources += [str(getattr(e, "label", "")) for e in at.get(kind)]
+    sources += [str(o) for r in at.get("radio") for o in r.options]
+    return sources
+
+
+def _no_markdown_from_run_files(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    for source in _markdown_sources(at):
+        plain = _unescaped(source)
+        assert "](" not in plain and "**b" not in plain and ":red[" not in plain and "$x" not in plain, source
+
+
+def test_text_from_run_files_is_never_rendered_as_markdown(tmp_path, monkeypatch):
+    failed = tmp_path / HOSTILE_NAME
+    write_run_json(failed, "failed", error=HOSTILE, model=HOSTILE, findings=[HOSTILE] * len(FINDINGS))
+    write_metrics(failed, steps=20, epochs=1)
+    bad = json.loads(grad_line(20, 0))
+    bad[HOSTILE] = 3e5  # a layer name is a metric name from the log
+    with open(failed / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(bad) + "\n" + json.dumps({"event": "resume", "step": HOSTILE}) + "\n")
+    (failed / "checkpoints").mkdir()
+    (failed / "checkpoints" / f"{HOSTILE_NAME}.npz").write_bytes(b"npz")
+    odd = tmp_path / "odd"
+    write_run_json(odd, HOSTILE)  # an unknown status, quoted in the reason
+
+    at = open_app(tmp_path, monkeypatch)
+    _no_markdown_from_run_files(at)
+    at = open_app(tmp_path, monkeypatch, run=HOSTILE_NAME)
+    _no_markdown_from_run_files(at)
+    assert HOSTILE in [c.value for c in at.code]  # the error, literally
+    assert any(HOSTILE in str(t.value) for t in at.text)  # the model, literally
+    at.sidebar.selectbox[0].set_value("odd").run()
+    _no_markdown_from_run_files(at)
+    assert any(HOSTILE in str(c.value) for c in at.code)
+
+
+# ---------------------------------------------------------------------------------- opening a run from the table
+def test_clicking_a_row_of_the_runs_table_opens_that_run(runs_dir, monkeypatch):
+    at = open_app(runs_dir, monkeypatch)
+    table = at.dataframe[0]
+    assert table.key == "runs-table"
+    row = list(table.value["run"]).index("crashed")
+    at.session_state["runs-table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.radio[0].value == "Run" and at.sidebar.selectbox[0].value == "crashed"
+    assert at.header[0].value == "crashed"
+    # Back to the list: the table shows again, nothing selected, no jump back.
+    at.sidebar.radio[0].set_value("Runs").run()
+    assert at.header[0].value == "Runs" and at.sidebar.radio[0].value == "Runs"

@@ -9,6 +9,12 @@ overlaid). The live part is a fragment rerun every few seconds; each run's log i
 `RunLog` per server (st.cache_resource), which reads only the bytes appended since the last
 tick. Nothing here writes into a run directory.
 
+Text that comes from run files (run names, run.json fields, metric and finding names, file
+names) is never rendered as Markdown: it is shown with st.text, st.code, st.json or in tables,
+and where it must sit in an element or label that renders Markdown it goes through
+`escape_markdown` (an image link in an error message would otherwise make every viewer's
+browser fetch its address).
+
 Without arguments (as in tests), RUNS_DIR comes from $KINONE_DASHBOARD_RUNS_DIR (else "runs").
 `?run=NAME` in the address opens that run; `?compare=A,B` compares runs.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +43,17 @@ POINTS = 1500
 # Material icons ship with Streamlit's frontend (no emoji font needed on the viewing machine).
 STATUS_ICONS = {"running": ":material/play_circle:", "finished": ":material/check_circle:", "crashed": ":material/error:",
                 "failed": ":material/cancel:", "interrupted": ":material/pause_circle:", "unknown": ":material/help:"}
+
+
+# CommonMark lets a backslash escape any ASCII punctuation character; Streamlit's extensions
+# (":red[...]", "$...$", ":material/...:") are punctuation-led too.
+_MARKDOWN_SYNTAX = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def escape_markdown(text) -> str:
+    """`text` as written, for an element or label that renders Markdown: every ASCII punctuation
+    character backslash-escaped, line breaks as spaces."""
+    return _MARKDOWN_SYNTAX.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def parse_args() -> tuple[Path, float]:
@@ -105,42 +123,66 @@ def runs_view(summaries: list[R.RunSummary]) -> None:
     table = table.rename(columns={"start_time": "start time", "best": "best metric"})
     counts = pd.Series([s.status for s in summaries]).value_counts()
     st.caption(f"{len(summaries)} run(s): " + ", ".join(f"{n} {status}" for status, n in counts.items())
-               + ". Open one with the sidebar's Run view.")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"steps": st.column_config.NumberColumn(format="%d")})
+               + ". Click a row to open that run.")
+    event = st.dataframe(table, hide_index=True, width="stretch", key="runs-table",
+                         on_select="rerun", selection_mode="single-row",
+                         column_config={"steps": st.column_config.NumberColumn(format="%d")})
+    shown = st.session_state.get("runs-table-names")  # the rows as the user saw them when clicking
+    st.session_state["runs-table-names"] = list(table["run"])
+    chosen = selected_run(event.selection.rows, shown or list(table["run"]))
+    if chosen is not None:
+        st.session_state["open-run"] = chosen
+        st.rerun(scope="app")  # the sidebar's view and run change before its widgets are drawn
+
+
+def selected_run(rows: list[int], names: list[str]) -> str | None:
+    """The run of the selected row of the runs table, if any."""
+    return names[rows[0]] if rows and 0 <= rows[0] < len(names) else None
 
 
 def status_banner(summary: R.RunSummary) -> None:
+    """The status, with its reason; an error or reason quoted from run.json as plain text."""
     icon = STATUS_ICONS.get(summary.status, "")
     if summary.status == "failed":
-        st.error(f"{icon} failed: {summary.reason or 'no error recorded'}")
-    elif summary.status == "crashed":
-        st.warning(f"{icon} crashed: {summary.reason}")
+        st.error(f"{icon} failed" + (", with this error:" if summary.reason else ": no error recorded"))
     elif summary.status == "unknown":
-        st.warning(f"{icon} status unknown: {summary.reason or 'no run.json'}")
+        st.warning(f"{icon} status unknown" + (":" if summary.reason else ": no run.json"))
+    elif summary.status == "crashed":
+        st.warning(f"{icon} crashed: {escape_markdown(summary.reason)}")
     else:
-        st.caption(f"{icon} {summary.status}" + (f" ({summary.reason})" if summary.reason and summary.status == "running" else ""))
+        reason = f" ({escape_markdown(summary.reason)})" if summary.reason and summary.status == "running" else ""
+        st.caption(f"{icon} {summary.status}{reason}")
+    if summary.status in ("failed", "unknown") and summary.reason:
+        st.code(summary.reason, language=None, wrap_lines=True)
 
 
 def log_notices(log: R.RunLog) -> None:
     if log.num_records == 0:
         st.info("No metrics logged yet: metrics.jsonl is missing or empty (an empty run, or one still starting).")
+    if log.refused:
+        st.error("metrics.jsonl was not read:")
+        st.code(log.refused, language=None, wrap_lines=True)
     if log.corrupt_lines:
-        st.warning(f"{log.corrupt_lines} corrupt line(s) in metrics.jsonl were skipped.")
+        listed = "; ".join(f"line {c.line:,} (byte {c.offset:,}): {c.reason}" for c in log.corrupt[:5])
+        more = f"; and {log.corrupt_lines - 5:,} more" if log.corrupt_lines > 5 else ""
+        st.warning(f"{log.corrupt_lines:,} corrupt line(s) in metrics.jsonl were skipped: {listed}{more}.")
     if log.pending_bytes:
         st.info(f"A half-written last line ({log.pending_bytes} bytes) is waiting for the trainer to finish it.")
     for event in log.resumes():
-        st.caption(f"Resumed at step {event.get('step')} (later records before the resume were dropped).")
+        st.caption(f"Resumed at step {_fmt(event.get('step', 0), ',.0f')} "
+                   "(later records before the resume were dropped).")
 
 
 def run_view(summary: R.RunSummary) -> None:
     log = load(summary.path)
     info = summary.info
-    st.header(summary.name)
+    st.header(escape_markdown(summary.name))
     params = R.format_count(summary.num_parameters)
-    st.markdown(" · ".join(x for x in (f"model **{summary.model}**" if summary.model else "",
-                                       f"**{params}** parameters" if params else "",
-                                       f"started {R.format_time(summary.start_time)}" if summary.start_time else "") if x))
+    facts = " · ".join(x for x in (f"model {summary.model}" if summary.model else "",
+                                   f"{params} parameters" if params else "",
+                                   f"started {R.format_time(summary.start_time)}" if summary.start_time else "") if x)
+    if facts:
+        st.text(facts)
     status_banner(summary)
     log_notices(log)
 
@@ -247,7 +289,7 @@ def gradient_section(log: R.RunLog, run_name: str) -> None:
                    f"{health['latest'].min():.2e} and {health['latest'].max():.2e}.")
     else:
         st.error(f"{len(flagged)} layer(s) flagged at step {int(grads.index[-1])}: "
-                 + ", ".join(f"{r.layer} ({r.flag}, {r.latest:.2e})" for r in flagged.head(10).itertuples()))
+                 + ", ".join(f"{escape_markdown(r.layer)} ({r.flag}, {r.latest:.2e})" for r in flagged.head(10).itertuples()))
     # Heatmap: log10 gradient norm per layer (rows, in model order) and step bin (columns).
     rows = grads.iloc[R.stride_indices(len(grads), max(1, 1900 // max(1, grads.shape[1])))]
     heat = rows.reset_index().melt(id_vars="step", var_name="layer", value_name="norm")
@@ -283,12 +325,14 @@ def files_section(summary: R.RunSummary) -> None:
         return
     columns = st.columns(min(4, len(files)))
     for i, path in enumerate(files):
-        size = path.stat().st_size
-        label = f"{path.relative_to(summary.path).as_posix()} ({size / 2**20:.1f} MiB)"
+        relative = path.relative_to(summary.path).as_posix()
+        size = path.lstat().st_size
+        label = f"{escape_markdown(relative)} ({size / 2**20:.1f} MiB)"
         columns[i % len(columns)].download_button(
-            label, data=lambda p=path: p.read_bytes(),  # read only when clicked
+            # Read only when clicked, and checked again then: a file swapped for a link is refused.
+            label, data=lambda rel=relative: R.read_run_file(summary.path, rel),
             file_name=f"{summary.name}-{path.name}", mime="application/octet-stream",
-            on_click="ignore", key=f"download-{summary.name}-{path.name}")
+            on_click="ignore", key=f"download-{summary.name}-{relative}")
 
 
 def compare_view(summaries: list[R.RunSummary], names: list[str]) -> None:
@@ -333,14 +377,19 @@ def main() -> None:
         state["compare"] = compare
         state["refresh"] = float(default_refresh)
 
+    opened = state.pop("open-run", None)  # a row clicked in the runs table
+    if opened in names:
+        state["view"], state["run"] = "Run", opened
+
     st.sidebar.title("Kinone")
     view = st.sidebar.radio("View", VIEWS, key="view")
     run_name = st.sidebar.selectbox("Run", names, key="run") if names else None
     compare = st.sidebar.multiselect("Compare runs", names, key="compare")
     refresh = st.sidebar.number_input("Refresh every (s, 0: off)", min_value=0.0, max_value=3600.0, step=1.0, key="refresh")
-    st.sidebar.caption(f"Runs folder: `{runs_dir.resolve()}`")
+    st.sidebar.caption(f"Runs folder: {escape_markdown(runs_dir.resolve())}")
     if not runs_dir.is_dir():
-        st.error(f"{runs_dir} is not a folder. Start with `kinone-dashboard RUNS_DIR` (the runs/ that kinone-train writes).")
+        st.error(f"{escape_markdown(runs_dir)} is not a folder. Start with `kinone-dashboard RUNS_DIR` "
+                 "(the runs/ that kinone-train writes).")
         return
 
     @st.fragment(run_every=refresh if refresh > 0 else None)
