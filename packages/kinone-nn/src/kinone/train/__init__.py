@@ -11,12 +11,13 @@ from .checkpoint import (
 )
 from .metrics import accuracy, mean_auroc, per_class_auroc, roc_auc
 from .run_log import MetricsReader, RunWriter, apply_resumes, read_metrics, read_run
-from .trainer import Trainer
+from .trainer import Trainer, TrainingInterrupted
 
 __all__ = [
     "MetricsReader",
     "RunWriter",
     "Trainer",
+    "TrainingInterrupted",
     "accuracy",
     "apply_resumes",
     "capture_rng_state",

@@ -83,6 +83,7 @@ class RunWriter:
         if not reopen:
             self.info["pid"] = os.getpid()
             self.set_status("running")
+        _end_half_written_line(self.metrics_path)
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
 
     def set_status(self, status: str, **extra) -> None:
@@ -110,6 +111,17 @@ class RunWriter:
             self.set_status(status, **extra)
         if not self._metrics.closed:
             self._metrics.close()
+
+
+def _end_half_written_line(path: Path) -> None:
+    """A writer killed mid-line leaves a last line without its newline: end it, so the next
+    record starts on a line of its own (the reader counts the broken line as corrupt)."""
+    try:
+        with open(path, "rb+") as f:
+            if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+                f.write(b"\n")
+    except FileNotFoundError:
+        pass
 
 
 class MetricsReader:

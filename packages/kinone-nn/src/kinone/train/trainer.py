@@ -19,7 +19,10 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -85,6 +88,7 @@ class Trainer:
         model_name: str | None = None,
         progress: Callable | None = None,
         callbacks: Iterable[Callable] = (),
+        epoch_callbacks: Iterable[Callable] = (),
     ):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
@@ -102,13 +106,15 @@ class Trainer:
         self.config, self.model_name = config or {}, model_name or type(model).__name__
         self.progress = progress or (lambda iterable, **kwargs: iterable)
         self.callbacks = list(callbacks)
+        self.epoch_callbacks = list(epoch_callbacks)
+        self.resumed_from: dict | None = None
         self.latest_path = self.run_dir / "checkpoints" / "latest.npz"
         self.best_path = self.run_dir / "checkpoints" / "best.npz"
 
     # ------------------------------------------------------------------ checkpoints
-    def _save(self, path: Path, epoch: int, batch: int, step: int, best, rng_state=None) -> None:
+    def _save(self, path: Path, epoch: int, batch: int, step: int, best, rng_state=None, validated=True) -> None:
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, rng_state=rng_state,
-                        epoch=epoch, batch=batch, step=step, best=best)
+                        epoch=epoch, batch=batch, step=step, best=best, validated=validated)
 
     def _is_better(self, value, best) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -149,80 +155,176 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> dict:
         """Train for `epochs` (or until `max_steps`), validating after each epoch. With
-        `resume=True` and a `latest.npz` in the run directory, continue that run."""
+        `resume=True`, continue the run in `run_dir` from its `latest.npz` (or restart it from
+        step 0 when it stopped before its first checkpoint). Without `resume`, a run directory
+        that already holds a run (`run.json`) is refused: a run is never overwritten.
+
+        Ctrl-C (SIGINT, in the main thread) stops at the end of the current step: the latest
+        checkpoint is written there, run.json says "interrupted", and `TrainingInterrupted`
+        is raised. A second Ctrl-C interrupts at once."""
+        if not resume and (self.run_dir / "run.json").exists():
+            raise FileExistsError(f"Trainer: {self.run_dir} already holds a run (run.json); "
+                                  "resume it with fit(resume=True) or choose another run_dir")
         resuming = resume and self.latest_path.exists()
         writer = RunWriter(self.run_dir, config=self.config, model_name=self.model_name,
-                           num_parameters=self.model.num_parameters(), resume=resuming)
-        epoch, start_batch, step, best = 0, 0, 0, None
-        rng_state = None
-        if resuming:
-            # The RNG states are restored once the data is positioned (positioning may draw).
-            progress, rng_state = load_training_state(self.latest_path, self.model, self.optimizer, self.scheduler)
-            epoch, start_batch, step, best = progress["epoch"], progress["batch"], progress["step"], progress["best"]
-            writer.log_event("resume", step=step, epoch=epoch, batch=start_batch)
-        last_val: dict = {}
+                           num_parameters=self.model.num_parameters(), resume=resume)
+        state = _Progress()
+        self.resumed_from = None
+        stop = _StopRequest()
         try:
-            while epoch < self.epochs and not self._done(step):
-                self.model.train()
-                batches = _batches(self.train_data, epoch, start_batch)
-                if rng_state is not None:
-                    restore_rng_state(rng_state)
-                    rng_state = None
-                total = len(self.train_data) if hasattr(self.train_data, "__len__") else None
-                batch = start_batch
-                tick = time.perf_counter()
-                for inputs, target in self.progress(batches, total=total, initial=start_batch, desc=f"epoch {epoch + 1}"):
-                    inputs, target = _as_tensor(inputs), _as_tensor(target)
-                    loss = self.loss_fn(self.model(inputs), target)
-                    self.optimizer.zero_grad()
-                    loss.backward()
-                    if self.grad_norm_every and step % self.grad_norm_every == 0:
-                        self._log_grad_norms(writer, step, epoch)
-                    lr = _current_lr(self.optimizer)
-                    self.optimizer.step()
-                    if self.scheduler is not None and self.scheduler_interval == "step":
-                        self.scheduler.step()
-                    step, batch = step + 1, batch + 1
-                    now = time.perf_counter()
-                    loss_value = float(loss.item())
-                    writer.log(step, epoch, "train", loss=loss_value, lr=lr, samples_per_sec=len(target) / max(now - tick, 1e-9))
-                    tick = now
-                    if not math.isfinite(loss_value):
-                        raise FloatingPointError(f"Trainer: the training loss became {loss_value} at step {step}")
-                    for callback in self.callbacks:
-                        callback(self, step=step, epoch=epoch, loss=loss_value)
-                    if self.checkpoint_every and step % self.checkpoint_every == 0:
-                        self._save(self.latest_path, epoch, batch, step, best)
-                    if self._done(step):
-                        break
-                start_batch = 0
-                epoch_finished = not self._done(step) or batch == total
-                if self.scheduler is not None and self.scheduler_interval == "epoch" and epoch_finished:
-                    self.scheduler.step()
-                # Validation may draw random numbers (a loader's transforms): a run stopped here
-                # must resume with the streams as training left them.
-                rng_at_stop = capture_rng_state()
-                if self.val_data is not None:
-                    last_val = self.evaluate(self.val_data)
-                    writer.log(step, epoch, "val", **last_val)
-                    value = last_val.get(self.best_metric) if self.best_metric else None
-                    if self._is_better(value, best):
-                        best = value
-                        self._save(self.best_path, epoch + 1 if epoch_finished else epoch, 0 if epoch_finished else batch, step, best)
-                if epoch_finished:
-                    epoch += 1
-                    self._save(self.latest_path, epoch, 0, step, best)
-                else:
-                    self._save(self.latest_path, epoch, batch, step, best, rng_state=rng_at_stop)
-        except KeyboardInterrupt:
-            writer.close("interrupted", step=step)
+            with stop.on_sigint():
+                if resuming:
+                    self._resume(state, writer)
+                elif resume:
+                    # Stopped before its first checkpoint: the records it wrote are redone.
+                    writer.log_event("resume", step=0, epoch=0, batch=0)
+                self._run_epochs(state, writer, stop)
+        except TrainingInterrupted as interrupted:
+            writer.close("interrupted", step=state.step, epoch=state.epoch)
+            interrupted.checkpoint = self.latest_path
             raise
         except BaseException as error:
-            writer.close("failed", step=step, error=f"{type(error).__name__}: {error}")
+            writer.close("failed", step=state.step, error=f"{type(error).__name__}: {error}")
             raise
-        summary = {"epoch": epoch, "step": step, "best": best, "best_metric": self.best_metric, "val": last_val}
-        writer.close("finished", step=step, best=best, best_metric=self.best_metric)
+        summary = {"epoch": state.epoch, "step": state.step, "best": state.best, "best_metric": self.best_metric,
+                   "val": state.last_val}
+        writer.close("finished", step=state.step, best=state.best, best_metric=self.best_metric)
         return summary
+
+    def _resume(self, state: "_Progress", writer: RunWriter) -> None:
+        # The RNG states are restored once the data is positioned (positioning may draw).
+        progress, state.rng_state = load_training_state(self.latest_path, self.model, self.optimizer, self.scheduler)
+        state.epoch, state.start_batch, state.step, state.best = (progress["epoch"], progress["batch"],
+                                                                  progress["step"], progress["best"])
+        self.resumed_from = {"checkpoint": str(self.latest_path), "epoch": state.epoch, "batch": state.start_batch,
+                             "step": state.step}
+        writer.log_event("resume", step=state.step, epoch=state.epoch, batch=state.start_batch)
+        if not progress.get("validated", True):
+            # Stopped after the epoch's checkpoint, before (or during) its validation.
+            restore_rng_state(state.rng_state)
+            state.rng_state = None
+            self._validate(state, writer, epoch_done=state.epoch)
+            self._save(self.latest_path, state.epoch, 0, state.step, state.best)
+
+    def _validate(self, state: "_Progress", writer: RunWriter, epoch_done: int, batch: int = 0) -> None:
+        """Validate, log, and write best.npz when the best metric improved. `epoch_done`/`batch`:
+        where training resumes from the best checkpoint."""
+        if self.val_data is None:
+            return
+        state.last_val = self.evaluate(self.val_data)
+        writer.log(state.step, epoch_done - 1 if batch == 0 else epoch_done, "val", **state.last_val)
+        value = state.last_val.get(self.best_metric) if self.best_metric else None
+        if self._is_better(value, state.best):
+            state.best = value
+            self._save(self.best_path, epoch_done, batch, state.step, state.best)
+        for callback in self.epoch_callbacks:
+            callback(self, epoch=epoch_done - 1 if batch == 0 else epoch_done, step=state.step, results=state.last_val)
+
+    def _run_epochs(self, state: "_Progress", writer: RunWriter, stop: "_StopRequest") -> None:
+        while state.epoch < self.epochs and not self._done(state.step):
+            self.model.train()
+            batches = _batches(self.train_data, state.epoch, state.start_batch)
+            if state.rng_state is not None:
+                restore_rng_state(state.rng_state)
+                state.rng_state = None
+            total = len(self.train_data) if hasattr(self.train_data, "__len__") else None
+            batch = state.start_batch
+            tick = time.perf_counter()
+            for inputs, target in self.progress(batches, total=total, initial=state.start_batch,
+                                                desc=f"epoch {state.epoch + 1}"):
+                loss_value, samples = self._train_step(state, writer, inputs, target)
+                batch += 1
+                now = time.perf_counter()
+                writer.log(state.step, state.epoch, "train", loss=loss_value, lr=state.lr,
+                           samples_per_sec=samples / max(now - tick, 1e-9))
+                tick = now
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"Trainer: the training loss became {loss_value} at step {state.step}")
+                for callback in self.callbacks:
+                    callback(self, step=state.step, epoch=state.epoch, loss=loss_value)
+                if stop.requested:
+                    self._save(self.latest_path, state.epoch, batch, state.step, state.best)
+                    raise TrainingInterrupted(state.epoch, batch, state.step)
+                if self.checkpoint_every and state.step % self.checkpoint_every == 0:
+                    self._save(self.latest_path, state.epoch, batch, state.step, state.best)
+                if self._done(state.step):
+                    break
+            state.start_batch = 0
+            epoch_finished = not self._done(state.step) or batch == total
+            if self.scheduler is not None and self.scheduler_interval == "epoch" and epoch_finished:
+                self.scheduler.step()
+            if epoch_finished:
+                # The epoch's checkpoint comes first: a bad validation file or a crash while
+                # validating loses no training (the resumed run validates, then goes on).
+                state.epoch += 1
+                self._save(self.latest_path, state.epoch, 0, state.step, state.best, validated=False)
+                self._validate(state, writer, epoch_done=state.epoch)
+                self._save(self.latest_path, state.epoch, 0, state.step, state.best)
+            else:
+                # Stopped by max_steps mid-epoch. Validation may draw random numbers (a loader's
+                # transforms): the run must resume with the streams as training left them.
+                rng_at_stop = capture_rng_state()
+                self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
+                self._validate(state, writer, epoch_done=state.epoch, batch=batch)
+                self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
+            if stop.requested:
+                raise TrainingInterrupted(state.epoch, 0 if epoch_finished else batch, state.step)
+
+    def _train_step(self, state: "_Progress", writer: RunWriter, inputs, target) -> tuple[float, int]:
+        inputs, target = _as_tensor(inputs), _as_tensor(target)
+        loss = self.loss_fn(self.model(inputs), target)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.grad_norm_every and state.step % self.grad_norm_every == 0:
+            self._log_grad_norms(writer, state.step, state.epoch)
+        state.lr = _current_lr(self.optimizer)
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        state.step += 1
+        return float(loss.item()), len(target)
 
     def _done(self, step: int) -> bool:
         return self.max_steps is not None and step >= self.max_steps
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `Trainer.fit` at a step boundary; the latest checkpoint holds that step."""
+
+    def __init__(self, epoch: int, batch: int, step: int):
+        super().__init__(f"interrupted at epoch {epoch + 1}, batch {batch}, step {step}")
+        self.epoch, self.batch, self.step = epoch, batch, step
+        self.checkpoint: Path | None = None
+
+
+class _Progress:
+    """Where a run is: epoch, batch to start from, optimizer steps taken, best metric so far."""
+
+    def __init__(self):
+        self.epoch, self.start_batch, self.step, self.best = 0, 0, 0, None
+        self.rng_state, self.last_val, self.lr = None, {}, float("nan")
+
+
+class _StopRequest:
+    """A Ctrl-C turned into a flag the loop reads at step boundaries (main thread only)."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def on_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame):
+            if self.requested:  # the second Ctrl-C does not wait
+                raise KeyboardInterrupt
+            self.requested = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
