@@ -15,7 +15,7 @@ from collections import OrderedDict
 import numpy as np
 
 from kinone.autograd import default_generator
-from kinone.nn.serialization import load_with_metadata, save
+from kinone.nn.serialization import load_with_metadata, read_metadata, save
 
 FORMAT = "kinone-checkpoint"
 VERSION = 1
@@ -35,14 +35,31 @@ def _split_arrays(value, path: str, arrays: OrderedDict):
     return value
 
 
-def _join_arrays(value, arrays):
+def _join_arrays(value, arrays, path=None):
+    """Put back the arrays `_split_arrays` replaced; a reference to an array the file lacks is
+    an error naming the file (`path`)."""
     if isinstance(value, dict):
         if set(value) == {"__array__"}:
-            return arrays[value["__array__"]]
-        return {k: _join_arrays(v, arrays) for k, v in value.items()}
+            key = value["__array__"]
+            if not isinstance(key, str) or key not in arrays:
+                raise ValueError(f"load_checkpoint: {path}: its metadata refers to an array {key!r} the file does not hold")
+            return arrays[key]
+        return {k: _join_arrays(v, arrays, path) for k, v in value.items()}
     if isinstance(value, list):
-        return [_join_arrays(v, arrays) for v in value]
+        return [_join_arrays(v, arrays, path) for v in value]
     return value
+
+
+def _checked_metadata(path, metadata) -> dict:
+    """The metadata of a checkpoint, its fields that readers index of the right JSON type."""
+    if not metadata or metadata.get("format") != FORMAT:
+        raise ValueError(f"load_checkpoint: {path} is not a Kinone checkpoint (no '{FORMAT}' metadata)")
+    present_optional = [field for field in ("optimizer", "scheduler") if field in metadata]
+    for field in ["progress", "rng", *present_optional]:
+        if not isinstance(metadata.get(field), dict):
+            found = type(metadata[field]).__name__ if field in metadata else "missing"
+            raise ValueError(f"load_checkpoint: {path}: its metadata field {field!r} must be a JSON object; it is {found}")
+    return metadata
 
 
 def capture_rng_state() -> dict:
@@ -90,28 +107,33 @@ def load_training_state(path, model=None, optimizer=None, scheduler=None) -> tup
     """Like `load_checkpoint`, reading the file once, but hand back the RNG states instead of
     restoring them: (progress, rng_state). A trainer restores them after positioning its data."""
     arrays, metadata = load_with_metadata(path)
-    if not metadata or metadata.get("format") != FORMAT:
-        raise ValueError(f"load_checkpoint: {path} is not a Kinone checkpoint (no '{FORMAT}' metadata)")
+    metadata = _checked_metadata(path, metadata)
     if model is not None:
         model.load_state_dict(OrderedDict((k[len("model."):], v) for k, v in arrays.items() if k.startswith("model.")))
     if optimizer is not None:
         if "optimizer" not in metadata:
             raise ValueError(f"load_checkpoint: {path} holds no optimizer state")
-        optimizer.load_state_dict(_join_arrays(metadata["optimizer"], arrays))
+        optimizer.load_state_dict(_join_arrays(metadata["optimizer"], arrays, path))
     if scheduler is not None:
         if "scheduler" not in metadata:
             raise ValueError(f"load_checkpoint: {path} holds no scheduler state")
-        scheduler.load_state_dict(_join_arrays(metadata["scheduler"], arrays))
-    return metadata["progress"], _join_arrays(metadata["rng"], arrays)
+        scheduler.load_state_dict(_join_arrays(metadata["scheduler"], arrays, path))
+    return metadata["progress"], _join_arrays(metadata["rng"], arrays, path)
 
 
 def read_checkpoint_progress(path) -> dict:
-    """Only the progress record (epoch, step, metrics) of a checkpoint, without loading a model."""
-    _, metadata = load_with_metadata(path)
-    return (metadata or {}).get("progress", {})
+    """Only the progress record (epoch, step, metrics) of a checkpoint: reads its metadata, no
+    array (a dashboard may call it on every refresh)."""
+    metadata = read_metadata(path)
+    if metadata is None or "progress" not in metadata:
+        return {}
+    progress = metadata["progress"]
+    if not isinstance(progress, dict):
+        raise ValueError(f"load_checkpoint: {path}: its metadata field 'progress' must be a JSON object, not {type(progress).__name__}")
+    return progress
 
 
 def read_rng_state(path) -> dict:
     """The RNG states saved in a checkpoint, for `restore_rng_state`."""
     arrays, metadata = load_with_metadata(path)
-    return _join_arrays(metadata["rng"], arrays)
+    return _join_arrays(_checked_metadata(path, metadata)["rng"], arrays, path)
