@@ -6,17 +6,29 @@
 2. Kahn's algorithm: a node runs only when every consumer has added its gradient into the
    node's buffer, so gradients that meet at a node are summed before they flow on.
 3. Each gradient is reduced to its input's shape (`unbroadcast`) and dtype, then either
-   accumulated into a leaf's `.grad` or added to the producing node's buffer.
-4. Unless `retain_graph`, each node drops its saved arrays and edges once it has run, so
+   accumulated into a leaf's `.grad` (under a lock: concurrent backward calls may share
+   leaves) or added to the producing node's buffer.
+4. Before a node runs, the versions of the arrays it saved are checked (`version.py`): an
+   array changed in place since the forward raises an error instead of a wrong gradient.
+5. Unless `retain_graph`, each node drops its saved arrays and edges once it has run, so
    memory is released as backward proceeds; a second backward raises a clear error.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .function import Function
 from .tensor import Tensor, _make_tensor
+from .version import check_saved_versions, increment_version
+
+# Backward calls from several threads may reach the same leaf: its check-then-set of a first
+# gradient and NumPy's `+=` (which releases the GIL on large arrays) must not interleave, or
+# gradients are lost (measured before the lock: whole gradients and single entries lost with
+# 4 threads). One lock around the accumulation step only; the rest of backward runs in parallel.
+_accumulate_lock = threading.Lock()
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple, op_name: str = "backward") -> np.ndarray:
@@ -73,13 +85,17 @@ def topological_order(root: Function) -> dict:
 def _accumulate_leaf(leaf: Tensor, grad: np.ndarray, exclusive: bool) -> None:
     """Add `grad` into `leaf.grad`. A leaf's first gradient is stored as is only when it is
     `exclusive` (an array no one else holds); otherwise it is copied, since it may be a view
-    of another gradient or the same array as a sibling input's (Add returns g twice)."""
-    if leaf.grad is None:
-        if not exclusive:
-            grad = np.array(grad, dtype=leaf.data.dtype, copy=True)
-        leaf.grad = _make_tensor(grad, False, None)
-    else:
-        leaf.grad.data += grad
+    of another gradient or the same array as a sibling input's (Add returns g twice).
+    Safe under concurrent backward calls; adding into an existing `.grad` bumps its version."""
+    with _accumulate_lock:
+        current = leaf.grad
+        if current is None:
+            if not exclusive:
+                grad = np.array(grad, dtype=leaf.data.dtype, copy=True)
+            leaf.grad = _make_tensor(grad, False, None)
+        else:
+            current.data += grad
+            increment_version(current)
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
@@ -124,6 +140,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             grads = (None,) * len(edges)
         else:
             owned.discard(node)
+            if node.saved_versions is not None:
+                check_saved_versions(node)
             grads = node.backward(node, node_grad)
             if type(grads) is not tuple:
                 grads = (grads,)

@@ -9,7 +9,9 @@ A Function subclass defines two static methods on NumPy arrays:
 keeps only what backward needs: the arrays given to `ctx.save_for_backward(...)`, any
 small values the forward stored on it (shapes, axes), the attributes, and `edges` to the
 nodes (or leaf tensors) that produced its inputs. It never holds the input tensors, so an
-activation is freed as soon as nothing saved it.
+activation is freed as soon as nothing saved it; for each saved array that is (a view of)
+an input's or the output's own array it keeps that tensor's version counter and version,
+so backward can refuse an array changed in place since (`version.py`).
 
 Backward always returns gradients shaped like the *output* of broadcasting; the engine
 reduces them to each input's shape (`unbroadcast`) and casts them to the input's dtype, so
@@ -25,12 +27,22 @@ import numpy as np
 from . import tracing
 from .grad_mode import _state as _grad_state
 from .tensor import Tensor, _make_tensor
+from .version import saved_versions, share_view_counter
 
 
 class Function:
     """Base class of every differentiable operation (see the module docstring)."""
 
-    __slots__ = ("saved_arrays", "needs_input_grad", "edges", "input_shapes", "input_dtypes", "attrs", "__dict__")
+    __slots__ = (
+        "saved_arrays",
+        "saved_versions",
+        "needs_input_grad",
+        "edges",
+        "input_shapes",
+        "input_dtypes",
+        "attrs",
+        "__dict__",
+    )
 
     # ------------------------------------------------------------------ subclass API
     @staticmethod
@@ -97,8 +109,12 @@ class Function:
             ctx.input_shapes = tuple(shapes)
             ctx.input_dtypes = tuple(dtypes)
             out = _make_tensor(data, True, ctx)
+            # The versions of what was saved, checked by backward (see version.py).
+            ctx.saved_versions = saved_versions(ctx.saved_arrays, inputs, out) if ctx.saved_arrays else None
         else:
             out = _make_tensor(data, False, None)
+        if data.base is not None:  # a view of an input shares its version counter
+            share_view_counter(out, inputs)
         if tracing._apply_hooks:
             tracing._notify(cls, inputs, out, attrs)
         return out

@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from .version import counter_of, increment_version
+
 DEFAULT_FLOAT = np.float32
 
 
@@ -42,6 +44,7 @@ def _make_tensor(data: np.ndarray, requires_grad: bool, grad_fn) -> "Tensor":
     t.grad = None
     t.requires_grad = requires_grad
     t.grad_fn = grad_fn
+    t._version_counter = None
     return t
 
 
@@ -56,7 +59,7 @@ class Tensor:
     `backward()`; `.grad_fn` is the Function node that produced it (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version_counter", "__weakref__")
     # NumPy must defer to our reflected operators: `ndarray * Tensor` -> Tensor.__rmul__.
     __array_ufunc__ = None
 
@@ -64,6 +67,7 @@ class Tensor:
         self.data = _to_array(data, dtype)
         self.grad = None
         self.grad_fn = None
+        self._version_counter = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -109,8 +113,21 @@ class Tensor:
         return self.data.tolist()
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing this tensor's data, cut from the graph."""
-        return _make_tensor(self.data, False, None)
+        """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
+        t = _make_tensor(self.data, False, None)
+        t._version_counter = counter_of(self)
+        return t
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's array has had (PyTorch's `t._version`;
+        see `version.py`). Writes to `.data` by the user are not counted."""
+        counter = self._version_counter
+        return 0 if counter is None else counter.value
+
+    def _bump_version(self) -> None:
+        """Record one in-place change of this tensor's array (`increment_version(self)`)."""
+        increment_version(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad:

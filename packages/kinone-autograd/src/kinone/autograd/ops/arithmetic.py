@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from .promotion import promote, true_division_operands
 
 
 def _check_broadcast(op: str, a: np.ndarray, b: np.ndarray) -> None:
@@ -20,6 +21,8 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype is not b.dtype:  # integers meeting floats take the float dtype
+            a, b = promote(a, b)
         try:
             return a + b
         except ValueError:
@@ -36,6 +39,8 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype is not b.dtype:  # integers meeting floats take the float dtype
+            a, b = promote(a, b)
         try:
             return a - b
         except ValueError:
@@ -52,6 +57,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype is not b.dtype:  # integers meeting floats take the float dtype
+            a, b = promote(a, b)
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b if ctx.needs_input_grad[0] else None)
         try:
             return a * b
@@ -66,10 +73,13 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;  dL/da = g / b,  dL/db = -g * a / b**2 = -g * y / b."""
+    """y = a / b;  dL/da = g / b,  dL/db = -g * a / b**2 = -g * y / b.  True division: integers
+    divide in float32, as in PyTorch."""
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype.kind not in "fc" or b.dtype.kind not in "fc":
+            a, b = true_division_operands(a, b)
         try:
             out = a / b
         except ValueError:
@@ -107,6 +117,13 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype is not b.dtype:  # integers meeting floats take the float dtype
+            a, b = promote(a, b)
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu" and np.any(b < 0):
+            raise ValueError(
+                f"pow: integers to negative integer powers are not allowed (as in PyTorch); got an exponent "
+                f"of dtype {b.dtype} below 0 with a base of dtype {a.dtype}; use a floating base"
+            )
         try:
             with np.errstate(divide="ignore"):  # 0 ** negative is inf, silently, as in PyTorch
                 out = a**b

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import numbers
+
 from ..function import Function
+from .promotion import floating
 
 
 class Exp(Function):
@@ -12,7 +15,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.exp(x)
+        out = np.exp(floating(x))
         ctx.save_for_backward(out)
         return out
 
@@ -27,6 +30,7 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx, x):
+        x = floating(x)
         ctx.save_for_backward(x)
         return np.log(x)
 
@@ -41,7 +45,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.sqrt(x)
+        out = np.sqrt(floating(x))
         ctx.save_for_backward(out)
         return out
 
@@ -56,7 +60,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = np.tanh(x)
+        out = np.tanh(floating(x))
         ctx.save_for_backward(out)
         return out
 
@@ -77,7 +81,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        out = stable_sigmoid(x)
+        out = stable_sigmoid(floating(x))
         ctx.save_for_backward(out)
         return out
 
@@ -117,10 +121,13 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """y = min(max(x, min), max);  dL/dx = g * [min <= x <= max]  (bounds inclusive, as torch.clamp)."""
+    """y = min(max(x, min), max);  dL/dx = g * [min <= x <= max]  (bounds inclusive, as torch.clamp).
+    An integer tensor with a non-integer bound is clamped in float32, as in PyTorch."""
 
     @staticmethod
     def forward(ctx, x, *, min=None, max=None):
+        if x.dtype.kind in "iub" and not all(bound is None or isinstance(bound, numbers.Integral) for bound in (min, max)):
+            x = floating(x)
         inside = np.ones(x.shape, dtype=bool)
         if min is not None:
             inside &= x >= min

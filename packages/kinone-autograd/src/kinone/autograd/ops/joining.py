@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from .promotion import promote
 
 
 def _axis(op: str, dim: int, ndim: int) -> int:
@@ -20,6 +21,7 @@ class Cat(Function):
     def forward(ctx, *xs, dim=0):
         if not xs:
             raise ValueError("cat: expected at least one tensor")
+        xs = promote(*xs)
         axis = _axis("cat", dim, xs[0].ndim)
         for i, x in enumerate(xs):
             if x.ndim != xs[0].ndim or x.shape[:axis] + x.shape[axis + 1 :] != xs[0].shape[:axis] + xs[0].shape[axis + 1 :]:
@@ -46,6 +48,7 @@ class Stack(Function):
         for i, x in enumerate(xs):
             if x.shape != xs[0].shape:
                 raise ValueError(f"stack: tensor {i} has shape {x.shape} but tensor 0 has shape {xs[0].shape}")
+        xs = promote(*xs)
         ctx.axis = _axis("stack", dim, xs[0].ndim + 1)
         return np.stack(xs, axis=ctx.axis)
 
@@ -61,6 +64,7 @@ class Where(Function):
     def forward(ctx, cond, a, b):
         if cond.dtype != np.bool_:
             raise TypeError(f"where: the condition must be a boolean tensor, got dtype {cond.dtype}")
+        a, b = promote(a, b)
         try:
             out = np.where(cond, a, b)
         except ValueError:
@@ -83,6 +87,7 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        a, b = promote(a, b)
         try:
             out = np.maximum(a, b)
         except ValueError:
@@ -103,6 +108,7 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        a, b = promote(a, b)
         try:
             out = np.minimum(a, b)
         except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from .promotion import FLOATING
 
 
 class MatMul(Function):
@@ -22,6 +23,11 @@ class MatMul(Function):
             raise ValueError(
                 f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                 f"a's last dim ({a.shape[-1]}) must equal b's {'only' if b.ndim == 1 else 'second-to-last'} dim"
+            )
+        if (a.dtype.kind in FLOATING) != (b.dtype.kind in FLOATING):
+            raise TypeError(
+                f"matmul: both operands need the same kind of dtype (as in PyTorch), got {a.dtype} and {b.dtype}; "
+                "convert the integer one with .float() or .to(dtype)"
             )
         try:
             out = np.matmul(a, b)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from .promotion import floating, require_floating
 
 
 def normalize_dims(op: str, dim, ndim: int):
@@ -60,6 +61,7 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, *, dim=None, keepdim=False):
+        require_floating("mean", x)
         axes = normalize_dims("mean", dim, x.ndim)
         ctx.axes, ctx.keepdim, ctx.shape = axes, keepdim, x.shape
         return np.mean(x, axis=axes, keepdims=keepdim)
@@ -126,6 +128,7 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, *, dim=None, keepdim=False, correction=1):
+        require_floating("var", x)
         axes = normalize_dims("var", dim, x.ndim)
         centered = x - np.mean(x, axis=axes, keepdims=True)
         denominator = max(reduced_count(x.shape, axes) - correction, 0)
@@ -149,6 +152,7 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx, x, *, dim, keepdim=False):
+        x = floating(x)
         axes = normalize_dims("logsumexp", dim, x.ndim)
         shift = np.amax(x, axis=axes, keepdims=True)
         shift = np.where(np.isfinite(shift), shift, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import Function
+from .promotion import require_floating
 from .reduction import normalize_dims
 
 
@@ -13,6 +14,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, *, dim):
+        require_floating("softmax", x)
         (axis,) = normalize_dims("softmax", dim, x.ndim) or (None,)
         exp = np.exp(x - np.amax(x, axis=axis, keepdims=True))
         out = exp / np.sum(exp, axis=axis, keepdims=True)
@@ -32,6 +34,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, *, dim):
+        require_floating("log_softmax", x)
         (axis,) = normalize_dims("log_softmax", dim, x.ndim) or (None,)
         shifted = x - np.amax(x, axis=axis, keepdims=True)
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
