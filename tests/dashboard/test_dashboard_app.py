@@ -274,6 +274,27 @@ def test_text_from_run_files_is_never_rendered_as_markdown(tmp_path, monkeypatch
     at.sidebar.selectbox[0].set_value("odd").run()
     _no_markdown_from_run_files(at)
     assert any(HOSTILE in str(c.value) for c in at.code)
+    at.sidebar.radio[0].set_value("Compare").run()
+    at.sidebar.multiselect[0].set_value([HOSTILE_NAME, "odd"]).run()
+    _no_markdown_from_run_files(at)
+
+
+def test_long_lines_and_refused_logs_are_reported(tmp_path, monkeypatch):
+    run = tmp_path / "long"
+    write_run_json(run, "running")
+    write_metrics(run, steps=2, epochs=1, validation=False, grad_every=0)
+    start = (run / "metrics.jsonl").stat().st_size
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"junk": "' + "x" * 2**21 + '"}\n' + train_line(3))
+    linked = tmp_path / "linked"
+    write_run_json(linked, "running")
+    (linked / "metrics.jsonl").symlink_to(run / "metrics.jsonl")
+    at = open_app(tmp_path, monkeypatch, run="long")
+    assert f"1 corrupt line(s) in metrics.jsonl were skipped: line 3 (byte {start:,}): longer than 1 MiB (2 MiB)" in texts(at.warning)
+    assert metric(at, "step") == "3"
+    at.sidebar.selectbox[0].set_value("linked").run()
+    assert "metrics.jsonl was not read" in texts(at.error)
+    assert "not a regular file inside the run directory" in texts(at.code)
 
 
 # ---------------------------------------------------------------------------------- opening a run from the table

@@ -163,14 +163,14 @@ def test_a_huge_half_written_line_is_not_reread_on_refresh(tmp_path):
     assert peak < LONG / 4
     assert log.corrupt_lines == 1 and log.pending_bytes == 0
     (bad,) = log.reader.corrupt
-    assert (bad.line, bad.offset) == (4, start) and "still being written" in bad.reason
+    assert (bad.line, bad.offset) == (4, start) and "not ended yet" in bad.reason
     read = log.reader.bytes_read
     assert log.update() == 0 and log.reader.bytes_read == read  # nothing appended: nothing read
     with open(run / "metrics.jsonl", "a") as f:
         f.write('xx"}\n' + train_line(4))
     assert log.update() == 1 and log.reader.bytes_read - read == len('xx"}\n' + train_line(4))
     assert list(log.frame("train")["step"]) == [1, 2, 3, 4]
-    assert log.corrupt_lines == 1 and "still being written" not in log.reader.corrupt[0].reason
+    assert log.corrupt_lines == 1 and "not ended yet" not in log.reader.corrupt[0].reason
 
 
 def test_a_line_just_over_the_cap_inside_one_block_is_corrupt(tmp_path, monkeypatch):

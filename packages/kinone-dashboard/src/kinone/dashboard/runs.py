@@ -44,12 +44,12 @@ STALE_AFTER_S = 600.0
 # Points per plotted series (min/max per bucket keeps spikes visible).
 MAX_POINTS = 2000
 # Parsing: bytes read per block and lines per `json.loads` batch. Blocks of 1 MiB bound what a
-# read holds, and read a 1,000,000-line log as fast as blocks of 16 MiB did (measured twice in
-# one run on the shared 2-core machine: 4.1 and 6.9 s against 4.7 and 7.1 s).
+# read holds (5 MiB peak past a 40 MiB line), and read a 1,000,000-line log as fast as blocks of
+# 16 MiB did (4 runs each on the loaded 2-core machine: 4.1-9.7 s against 4.7-11.3 s).
 READ_BLOCK = 2**20
 PARSE_BATCH = 5000
-# A metrics.jsonl line longer than this is corrupt (a record is a few kB even with a per-layer
-# gradient norm for every layer of an EfficientNet-B7); it is skipped without being held.
+# A metrics.jsonl line longer than this is corrupt (the longest record kinone.train writes, a
+# gradient norm for each of EfficientNet-B7's 711 parameters, is 37 kB); it is skipped unheld.
 MAX_LINE_BYTES = 2**20
 # run.json is read whole on every refresh: larger than this, it is refused.
 MAX_RUN_JSON_BYTES = 16 * 2**20
@@ -371,6 +371,7 @@ class BatchedMetricsReader:
     def read(self) -> list[dict]:
         records: list[dict] = []
         self.pending_bytes = 0
+        self.refused = ""
         try:
             f = open_run_file(self.path.parent, self.path.name)
         except FileNotFoundError:
@@ -378,7 +379,9 @@ class BatchedMetricsReader:
         except UnsafeRunFile as error:
             self.refused = str(error)
             return records
-        self.refused = ""
+        except OSError as error:  # e.g. not readable by the user serving the dashboard
+            self.refused = f"{self.path.name}: {error.strerror or error}"
+            return records
         with f:
             f.seek(self.position)
             carry = b""
@@ -405,7 +408,7 @@ class BatchedMetricsReader:
     # -- lines longer than MAX_LINE_BYTES
     def _start_long_line(self, seen: int) -> None:
         self._long = self._add_corrupt(self.line, self.offset, seen,
-                                       f"longer than {_size(MAX_LINE_BYTES)}, still being written")
+                                       f"longer than {_size(MAX_LINE_BYTES)}, not ended yet")
         self._scanned = self.offset + seen
 
     def _skip_long_line(self, block: bytes) -> bytes:
