@@ -47,13 +47,13 @@ def test_resume_continues_the_run(tiny_sample, tmp_path):
     assert len(read_run(tmp_path / "run")["resumed_at"]) == 1
 
 
-def test_a_wrong_data_dir_says_what_was_expected(tmp_path):
-    with pytest.raises(SystemExit, match="does not look like NIH ChestX-ray14; expected in it: Data_Entry_2017_v2020.csv"):
-        main(["--data-dir", str(tmp_path), "--no-progress"])
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["--data-dir", str(tmp_path / "nope"), "--no-progress"])
-    with pytest.raises(SystemExit, match="give --data-dir"):
-        main(["--no-progress"])
+def test_a_wrong_data_dir_says_what_was_expected(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path), "--no-progress"]) == 1
+    assert "does not look like NIH ChestX-ray14; expected in it: Data_Entry_2017_v2020.csv" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path / "nope"), "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--no-progress"]) == 2
+    assert "give --data-dir" in capsys.readouterr().err
 
 
 def _has_onnx_exporter() -> bool:
@@ -77,7 +77,7 @@ def test_export_onnx_writes_a_model_that_onnxruntime_runs(tiny_sample, tmp_path)
 
 
 @pytest.mark.skipif(_has_onnx_exporter(), reason="kinone-onnx is installed in this environment")
-def test_export_onnx_without_kinone_onnx_says_so_and_finishes(tiny_sample, tmp_path, capsys):
-    assert _train(tiny_sample, tmp_path / "run", "--max-steps", "1", "--export-onnx") == 0
-    assert "kinone-onnx is not installed" in capsys.readouterr().err
-    assert not (tmp_path / "run" / "model.onnx").exists()
+def test_export_onnx_without_kinone_onnx_is_refused_before_training(tiny_sample, tmp_path, capsys):
+    assert _train(tiny_sample, tmp_path / "run", "--max-steps", "1", "--export-onnx") == 2
+    assert "kinone-onnx" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
