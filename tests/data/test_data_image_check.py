@@ -78,6 +78,16 @@ def test_every_bad_file_is_named_with_its_reason_in_order(files):
     assert all(isinstance(path, Path) for path, _ in bad)
 
 
+def test_an_unreadable_file_says_why(files, monkeypatch):
+    import kinone.data.datasets.image_check as image_check
+
+    def denied(path, mode="r"):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(image_check, "open", denied, raising=False)
+    assert check_images([files["gray.png"]], progress=False) == [(files["gray.png"], "unreadable: Permission denied")]
+
+
 def test_over_the_warning_limit_is_a_bomb_too_named_once(files, monkeypatch, recwarn):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 32 x 32 = 1024: Pillow would only warn
     bad = check_images([files["gray.png"], files["rgb.png"]], progress=False)
@@ -126,4 +136,5 @@ def test_a_split_checked_before_reading_it(tmp_path):
     assert check_images(paths, progress=False) == []
     broken = splits[1].image_path(0)
     broken.write_bytes(broken.read_bytes()[:30])
-    assert check_images(paths, progress=False) == [(broken, "truncated or corrupt PNG header (Pillow: cannot identify image file)")]
+    reason = "truncated or corrupt PNG header (Pillow: cannot identify image file)"
+    assert check_images(paths, progress=False) == [(broken, reason)]

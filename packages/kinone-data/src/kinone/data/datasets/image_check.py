@@ -98,7 +98,10 @@ def _unidentified(file, error: Exception) -> str:
     """Tell an empty file, a damaged PNG header and a file that is no image at all apart."""
     file.seek(0)
     start = file.read(len(PNG_SIGNATURE))
-    pillow = "cannot identify image file" if isinstance(error, UnidentifiedImageError) else f"{type(error).__name__}: {error}"
+    if isinstance(error, UnidentifiedImageError):
+        pillow = "cannot identify image file"  # its message names a file object, not the path
+    else:
+        pillow = f"{type(error).__name__}: {error}"
     if not start:
         return "empty file (0 bytes)"
     if start == PNG_SIGNATURE:

@@ -138,7 +138,8 @@ class NIHChestXray(Dataset):
         if self.skipped and not skip_missing:
             raise FileNotFoundError(
                 f"NIHChestXray: {len(self.skipped)} of {len(names)} images of split {split!r} not found: "
-                f"{first_few(self.skipped)}; looked in {', '.join(str(f) for f in folders)}, expected {EXPECTED_LAYOUT} "
+                f"{first_few(self.skipped)}; looked in {', '.join(str(f) for f in folders)}, "
+                f"expected {EXPECTED_LAYOUT} "
                 "(pass skip_missing=True, or --skip-missing to kinone-train, to train without them)"
             )
         if self.skipped:
@@ -269,7 +270,7 @@ def read_data_entry(path: Path) -> dict:
     duplicated = pd.Series(names).duplicated().to_numpy()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
-        raise NIHDataError(f"NIHChestXray: {path} {rows.where(row)} lists image {names[row]!r} a second time")
+        raise NIHDataError(f"NIHChestXray: {path} {rows.line(row)} lists image {names[row]!r} a second time")
 
     labels = read_findings(frame[LABEL_COLUMN], rows)
     patients = pd.to_numeric(frame[PATIENT_COLUMN].str.strip(), errors="coerce")
@@ -301,7 +302,9 @@ def read_findings(column, rows: CsvRows) -> np.ndarray:
     empty = (text == "").to_numpy()
     if empty.any():
         row = int(np.flatnonzero(empty)[0])
-        raise NIHDataError(f"NIHChestXray: {rows.path} {rows.where(row)} has an empty {LABEL_COLUMN!r}; {EXPECTED_FINDINGS}")
+        raise NIHDataError(
+            f"NIHChestXray: {rows.path} {rows.where(row)} has an empty {LABEL_COLUMN!r}; {EXPECTED_FINDINGS}"
+        )
     indicators = text.str.get_dummies(sep="|")
     unknown = sorted(set(indicators.columns) - set(FINDINGS) - {NO_FINDING})
     if unknown:
@@ -340,13 +343,16 @@ class CsvRows:
             self._records = records[1:]  # the first is the header
         return self._records
 
-    def where(self, row: int) -> str:
-        """'line 57 (image '00000013_005.png')' for the pandas row `row`."""
-        name = self.frame[IMAGE_COLUMN].iloc[row].strip()
+    def line(self, row: int) -> str:
+        """'line 57' for the pandas row `row`."""
         records = self.records()
-        if len(records) == len(self.frame) and records[row][1][0].strip() == name:
-            return f"line {records[row][0]} (image {name!r})"
-        return f"data row {row + 1} (image {name!r})"  # the two readers disagree: say what pandas saw
+        if len(records) == len(self.frame) and records[row][1][0].strip() == self.frame[IMAGE_COLUMN].iloc[row].strip():
+            return f"line {records[row][0]}"
+        return f"data row {row + 1}"  # the two readers disagree: say what pandas saw
+
+    def where(self, row: int) -> str:
+        """"line 57 (image '00000013_005.png')" for the pandas row `row`."""
+        return f"{self.line(row)} (image {self.frame[IMAGE_COLUMN].iloc[row].strip()!r})"
 
     def check_complete(self) -> None:
         """Raise if a row has fewer fields than the header names. Only counted when some row has an
