@@ -140,3 +140,16 @@ def test_a_half_written_last_line_is_ended_before_appending(tmp_path):
     assert [r.get("event") for r in records] == [None, "resume", None]
     assert [r.get("step") for r in records] == [1, 1, 2]
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_stale_temporaries_of_killed_checkpoint_writes_are_removed_at_start(tmp_path):
+    run = tmp_path / "run"
+    make_trainer(run, epochs=1).fit()
+    stale = [run / "checkpoints" / ".latest.npz.k3j9x0qa.tmp", run / ".run.json.a1b2c3d4.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1024)
+    keep = run / "checkpoints" / "notes.tmp"
+    keep.write_text("not ours")
+    trainer = make_trainer(run, epochs=2)
+    trainer.fit(resume=True)
+    assert not any(path.exists() for path in stale) and keep.exists()

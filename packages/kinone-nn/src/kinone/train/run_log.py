@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kinone.nn.serialization import atomic_write
+from kinone.nn.serialization import atomic_write, remove_stale_temporaries
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
@@ -80,7 +80,11 @@ class RunWriter:
                 "host": platform.node(),
                 "pid": os.getpid(),
             }
+        self.removed_temporaries: list[Path] = []
         if not reopen:
+            # Nothing else writes here now: what killed checkpoint writes left behind goes.
+            for folder in (self.dir, self.checkpoint_dir):
+                self.removed_temporaries += remove_stale_temporaries(folder)
             self.info["pid"] = os.getpid()
             self.set_status("running")
         _end_half_written_line(self.metrics_path)
