@@ -281,6 +281,22 @@ def test_a_worker_that_dies_is_reported_not_waited_for():
     assert no_children_left() and no_slot_files()
 
 
+class Exiting(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        if i == 5:
+            os._exit(3)  # a C extension calling exit(), say
+        return i
+
+
+def test_a_worker_that_exits_is_reported_with_its_exit_code():
+    with pytest.raises(RuntimeError, match=r"^DataLoader: worker 1 \(pid \d+\) exited unexpectedly \(exit code 3\)"):
+        list(DataLoader(Exiting(), batch_size=4, num_workers=2))
+    assert no_children_left() and no_slot_files()
+
+
 def test_a_worker_killed_from_outside_mid_epoch_is_always_reported_by_signal(monkeypatch):
     """As the OOM killer does: SIGKILL while the main process has requests queued in the worker's
     pipe (their unread bytes make the main side's read fail with ConnectionResetError, not EOF)."""

@@ -54,7 +54,7 @@ def _initial_umask() -> int:
 _UMASK_AT_IMPORT = _initial_umask()
 
 
-def current_umask() -> int:
+def _current_umask() -> int:
     """The process's umask now, from /proc/self/status (Linux 4.7+), else as it was at import."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -76,7 +76,7 @@ def atomic_write(path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o666 & ~current_umask())
+            os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
