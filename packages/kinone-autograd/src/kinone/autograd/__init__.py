@@ -35,6 +35,7 @@ from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, functions_in, gradcheck
 from .ops.matmul import matmul
 from .tracing import TraceRecord, register_apply_hook, trace
+from .version import increment_version
 
 __all__ = [
     "Function",
@@ -49,6 +50,7 @@ __all__ = [
     "full",
     "functions_in",
     "gradcheck",
+    "increment_version",
     "is_grad_enabled",
     "manual_seed",
     "matmul",

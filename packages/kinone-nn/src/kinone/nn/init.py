@@ -3,6 +3,7 @@
 fan_in = in_channels · kernel area (dim 1 and beyond), fan_out = out_channels · kernel area.
 Gains: linear/conv/sigmoid 1, tanh 5/3, relu √2, leaky_relu √(2 / (1 + a²)).
 Random numbers come from `kinone.autograd.default_generator()`, seeded by `manual_seed`.
+Filling a Tensor bumps its version (`t._version`), as every in-place change Kinone makes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 import numpy as np
 
-from kinone.autograd import Tensor, default_generator
+from kinone.autograd import Tensor, default_generator, increment_version
 
 
 def _array(tensor) -> np.ndarray:
@@ -21,6 +22,8 @@ def _array(tensor) -> np.ndarray:
 def _fill(tensor, values: np.ndarray):
     array = _array(tensor)
     array[...] = values.astype(array.dtype, copy=False)
+    if isinstance(tensor, Tensor):
+        increment_version(tensor)
     return tensor
 
 

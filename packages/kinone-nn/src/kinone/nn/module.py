@@ -14,7 +14,7 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from kinone.autograd import Tensor
+from kinone.autograd import Tensor, increment_version
 
 from .parameter import Parameter
 
@@ -238,6 +238,7 @@ class Module:
                 p.grad = None
             else:
                 p.grad.data[...] = 0
+                increment_version(p.grad)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call `fn` on every descendant (children first), then on self; returns self."""
@@ -275,7 +276,8 @@ class Module:
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy `state_dict` values (arrays or Tensors) into the parameters and buffers, in place.
+        """Copy `state_dict` values (arrays or Tensors) into the parameters and buffers, in place
+        (bumping their versions: a graph recorded before the load can no longer backward).
 
         Everything is checked before anything is written: a key with the wrong shape always
         raises (naming the key and both shapes); with `strict=True` missing or unexpected
@@ -302,6 +304,7 @@ class Module:
         for key, target in own.items():
             if key in state_dict:
                 target.data[...] = _as_array(state_dict[key])
+                increment_version(target)
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ repr

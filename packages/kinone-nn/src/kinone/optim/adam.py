@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from kinone.autograd import no_grad
+from kinone.autograd import increment_version, no_grad
 
 from .optimizer import Optimizer
 
@@ -27,7 +27,7 @@ class Adam(Optimizer):
     ε is added to the bias-corrected √v̂, as PyTorch does (Chainer adds it elsewhere).
     State: `step` (int), `exp_avg` (m), `exp_avg_sq` (v), and `max_exp_avg_sq` with amsgrad,
     created at a parameter's first step with a gradient. Parameters whose `.grad` is None are
-    skipped. Updates are in place on `p.data` and keep its dtype.
+    skipped. Updates are in place on `p.data`, keep its dtype and bump `p._version`.
     """
 
     _decoupled_weight_decay = False
@@ -128,6 +128,7 @@ class Adam(Optimizer):
             np.divide(exp_avg, denom, out=work)
             work *= step_size
             param -= work
+            increment_version(p)
 
 
 class AdamW(Adam):

@@ -23,7 +23,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from kinone.autograd import Tensor, enable_grad
+from kinone.autograd import Tensor, enable_grad, increment_version
 
 
 class Optimizer:
@@ -135,6 +135,7 @@ class Optimizer:
                     p.grad = None
                 else:
                     p.grad.data.fill(0)
+                    increment_version(p.grad)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; return `closure()`'s loss if given."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinone.autograd import no_grad
+from kinone.autograd import increment_version, no_grad
 
 from .optimizer import Optimizer
 
@@ -24,7 +24,8 @@ class SGD(Optimizer):
 
     The momentum buffer is `state[p]["momentum_buffer"]`. Parameters whose `.grad` is None
     are skipped (their buffer is neither created nor decayed). Updates are in place on
-    `p.data` and keep its dtype.
+    `p.data` and keep its dtype, and bump `p._version` (a backward through a graph recorded
+    before the step then raises instead of using the updated weights).
     """
 
     def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False):
@@ -99,4 +100,5 @@ class SGD(Optimizer):
                     update = self._scratch(param, 1)
                     np.multiply(direction, lr, out=update)
                     param -= update
+                    increment_version(p)
         return loss
