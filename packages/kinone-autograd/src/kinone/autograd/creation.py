@@ -6,31 +6,61 @@ import numbers
 
 import numpy as np
 
+from . import backend
 from .ops.joining import Cat, Maximum, Minimum, Stack, Where
 from .tensor import DEFAULT_FLOAT, Tensor, _make_tensor
 
-# One generator for randn/rand, seeded with `manual_seed` (as torch.manual_seed).
+# One generator per device for randn/rand (and dropout's masks), seeded with `manual_seed`
+# (as torch.manual_seed). A CUDA device's generator is made on first use from the last seed.
 _generator = np.random.default_rng()
+_seed = None
+_device_generators: dict = {}
 
 
 def manual_seed(seed: int) -> np.random.Generator:
-    """Seed the generator behind `randn` and `rand`; returns it."""
-    global _generator
+    """Seed the generators behind `randn`, `rand` and dropout on every device; returns the CPU one."""
+    global _generator, _seed
     _generator = np.random.default_rng(seed)
+    _seed = seed
+    _device_generators.clear()
     return _generator
 
 
-def default_generator() -> np.random.Generator:
-    """The generator behind `randn` and `rand` (its `bit_generator.state` can be saved)."""
-    return _generator
+def default_generator(device=None):
+    """The generator of `device` (the CPU's by default; its `bit_generator.state` can be saved)."""
+    if device is None:
+        return _generator
+    device = backend.Device(device)
+    if device.type == "cpu":
+        return _generator
+    if device not in _device_generators:
+        xp = backend.cuda_module()
+        with xp.cuda.Device(device.index):
+            _device_generators[device] = xp.random.default_rng(_seed)
+    return _device_generators[device]
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """A new leaf tensor holding a copy of `data` (as torch.tensor)."""
+def _module(device):
+    """The array module for `device` (NumPy when None or cpu)."""
+    if device is None:
+        return np
+    device = backend.Device(device)
+    return np if device.type == "cpu" else backend.cuda_module()
+
+
+def _on(array, device):
+    return array if device is None else backend.to_device(array, backend.Device(device))
+
+
+def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (as torch.tensor), on `device` (default cpu)."""
     if isinstance(data, Tensor):
         data = data.data
-    array = np.array(data, dtype=dtype, copy=True) if isinstance(data, np.ndarray) else data
-    return Tensor(array, requires_grad=requires_grad, dtype=dtype)
+    if isinstance(data, np.ndarray) or backend.is_cuda_array(data):
+        data = data.astype(dtype or data.dtype, copy=True)
+    t = Tensor(data, dtype=dtype)
+    t.data = _on(t.data, device) if device is not None or backend.is_cuda_array(t.data) else t.data
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def _shape(shape) -> tuple:
@@ -39,59 +69,71 @@ def _shape(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
-def _filled(fill, shape, dtype, requires_grad) -> Tensor:
-    return Tensor(np.full(_shape(shape), fill, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+def _filled(fill, shape, dtype, requires_grad, device) -> Tensor:
+    xp = _module(device)
+    return Tensor(xp.full(_shape(shape), fill, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _filled(0, shape, dtype, requires_grad)
+def zeros(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(0, shape, dtype, requires_grad, device)
 
 
-def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _filled(1, shape, dtype, requires_grad)
+def ones(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(1, shape, dtype, requires_grad, device)
 
 
-def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _filled(fill_value, (shape,) if isinstance(shape, numbers.Integral) else (tuple(shape),), dtype, requires_grad)
+def full(shape, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape = (shape,) if isinstance(shape, numbers.Integral) else (tuple(shape),)
+    return _filled(fill_value, shape, dtype, requires_grad, device)
 
 
-def zeros_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
-    data = t.data if isinstance(t, Tensor) else np.asarray(t)
-    return Tensor(np.zeros(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
+def _like(t, fill, dtype, device, requires_grad) -> Tensor:
+    if isinstance(t, Tensor):
+        data, device = t.data, t.device if device is None else device
+    else:
+        data = np.asarray(t)
+    return _filled(fill, (data.shape,), dtype or data.dtype, requires_grad, device)
 
 
-def ones_like(t, dtype=None, requires_grad: bool = False) -> Tensor:
-    data = t.data if isinstance(t, Tensor) else np.asarray(t)
-    return Tensor(np.ones(data.shape, dtype=dtype or data.dtype), requires_grad=requires_grad)
+def zeros_like(t, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(t, 0, dtype, device, requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples (float32 unless `dtype` is given)."""
-    data = _generator.standard_normal(_shape(shape), dtype=np.float64).astype(dtype or DEFAULT_FLOAT)
+def ones_like(t, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(t, 1, dtype, device, requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(t, fill_value, dtype, device, requires_grad)
+
+
+def randn(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples (float32 unless `dtype` is given), from `device`'s generator."""
+    data = default_generator(device).standard_normal(_shape(shape), dtype=np.float64).astype(dtype or DEFAULT_FLOAT)
     return Tensor(data, requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) (float32 unless `dtype` is given)."""
-    data = _generator.random(_shape(shape), dtype=np.float64).astype(dtype or DEFAULT_FLOAT)
+def rand(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) (float32 unless `dtype` is given), from `device`'s generator."""
+    data = default_generator(device).random(_shape(shape), dtype=np.float64).astype(dtype or DEFAULT_FLOAT)
     return Tensor(data, requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Values from `start` to `end` (exclusive) by `step`; int64 for integers, float32 otherwise."""
     if end is None:
         start, end = 0, start
     if dtype is None:
         integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = np.int64 if integral else DEFAULT_FLOAT
-    return Tensor(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(_module(device).arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
 
 
 def _as_tensor(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, numbers.Number) and like.dtype.kind == "f":
-        return _make_tensor(np.asarray(x, dtype=like.dtype), False, None)
+        return _make_tensor(backend.as_array(like.dtype.type(x), like.data), False, None)
     return Tensor(x)
 
 

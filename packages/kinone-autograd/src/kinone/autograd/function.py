@@ -10,8 +10,8 @@ keeps only what backward needs: the arrays given to `ctx.save_for_backward(...)`
 small values the forward stored on it (shapes, axes), the attributes, and `edges` to the
 nodes (or leaf tensors) that produced its inputs. It never holds the input tensors, so an
 activation is freed as soon as nothing saved it; for each saved array that is (a view of)
-an input's or the output's own array it keeps that tensor's version counter and version,
-so backward can refuse an array changed in place since (`version.py`).
+a leaf input's own array it keeps that tensor's version counter and version, so backward
+can refuse an array changed in place since (`version.py`).
 
 Backward always returns gradients shaped like the *output* of broadcasting; the engine
 reduces them to each input's shape (`unbroadcast`) and casts them to the input's dtype, so
@@ -110,7 +110,8 @@ class Function:
             ctx.input_dtypes = tuple(dtypes)
             out = _make_tensor(data, True, ctx)
             # The versions of what was saved, checked by backward (see version.py).
-            ctx.saved_versions = saved_versions(ctx.saved_arrays, inputs, out) if ctx.saved_arrays else None
+            saved = ctx.saved_arrays
+            ctx.saved_versions = saved_versions(saved, inputs) if saved else None
         else:
             out = _make_tensor(data, False, None)
         if data.base is not None:  # a view of an input shares its version counter

@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 
+from . import backend
 from .version import counter_of, increment_version
 
 DEFAULT_FLOAT = np.float32
@@ -19,10 +20,10 @@ DEFAULT_FLOAT = np.float32
 
 def _to_array(data, dtype=None) -> np.ndarray:
     """Convert user data to an array following Kinone's dtype rules (copies Python data,
-    never copies an ndarray of the right dtype)."""
+    never copies an ndarray of the right dtype; a CUDA array stays on its device)."""
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, np.ndarray):
+    if isinstance(data, np.ndarray) or backend.is_cuda_array(data):
         return data if dtype is None else data.astype(dtype, copy=False)
     array = np.asarray(data, dtype=dtype)
     if dtype is None and array.dtype == np.float64 and not isinstance(data, np.floating):
@@ -101,8 +102,31 @@ class Tensor:
         return self.grad_fn is None
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied), as PyTorch's `.numpy()`."""
-        return self.data
+        """The underlying array (shared, not copied) on the CPU, as PyTorch's `.numpy()`; a
+        host copy for a tensor on a CUDA device (as PyTorch's `.cpu().numpy()`)."""
+        return backend.to_host(self.data)
+
+    # ------------------------------------------------------------------ devices
+    @property
+    def device(self) -> backend.Device:
+        """Where the array lives: `device('cpu')` or `device('cuda:N')`."""
+        return backend.device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return backend.is_cuda_array(self.data)
+
+    def cuda(self, device=None) -> "Tensor":
+        """This tensor on a CUDA device (`cuda:0` unless given); itself if already there."""
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device)
+
+    def cpu(self) -> "Tensor":
+        """This tensor on the CPU; itself if already there."""
+        return self.to("cpu")
 
     def item(self):
         if self.data.size != 1:
@@ -172,8 +196,8 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
-        extras = []
+        body = np.array2string(backend.to_host(self.data), separator=", ", prefix="tensor(", precision=4)
+        extras = [] if type(self.data) is np.ndarray else [f"device='{self.device}'"]
         if self.data.dtype not in (np.float32, np.int64, np.bool_):
             extras.append(f"dtype={self.data.dtype}")
         if self.grad_fn is not None:
@@ -183,8 +207,25 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     # ------------------------------------------------------------------ dtype
-    def to(self, dtype) -> "Tensor":
-        """Cast to `dtype` (differentiable between floating dtypes)."""
+    def to(self, *args, device=None, dtype=None) -> "Tensor":
+        """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other_tensor)`, as PyTorch: a
+        copy on another device, or a cast (both differentiable between floating dtypes);
+        `self` when nothing changes."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, (str, backend.Device)):
+                device = arg
+            else:
+                dtype = arg
+        out = self
+        if device is not None:
+            target = backend.Device(device)
+            if target != self.device:
+                out = ToDevice.apply(self, device=target)
+        return out if dtype is None else out._cast(dtype)
+
+    def _cast(self, dtype) -> "Tensor":
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
             return self
@@ -209,7 +250,10 @@ class Tensor:
         if isinstance(other, numbers.Number):
             kind = self.data.dtype.kind
             if kind in "fc" or (kind in "iu" and isinstance(other, numbers.Integral)):
-                return _make_tensor(np.asarray(other, dtype=self.data.dtype), False, None)
+                data = self.data
+                if type(data) is np.ndarray:
+                    return _make_tensor(np.asarray(other, dtype=data.dtype), False, None)
+                return _make_tensor(backend.get_array_module(data).asarray(other, dtype=data.dtype), False, None)
         return Tensor(other)
 
     def __add__(self, other):
@@ -428,6 +472,7 @@ def _normalize_index_part(part):
 # Ops are bound at the bottom: they import Function, which imports this module.
 from . import engine as _engine  # noqa: E402
 from .ops.arithmetic import Add, Div, Mul, Neg, Pow, Sub  # noqa: E402
+from .ops.device import ToDevice  # noqa: E402
 from .ops.elementwise import Abs, Cast, Clip, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh  # noqa: E402
 from .ops.indexing import GetItem  # noqa: E402
 from .ops.matmul import matmul  # noqa: E402

@@ -1,0 +1,317 @@
+"""A stand-in for CuPy, so that device mistakes fail without a GPU (used by `use_standin_cuda`).
+
+Its arrays live in host memory but behave like CuPy's where it matters for correctness:
+- they are not `numpy.ndarray`s, and mixing them with NumPy arrays in an operation raises
+  TypeError (as CuPy does): an op that builds a constant with `np.zeros` instead of
+  `xp.zeros` fails here as it would on the GPU;
+- implicit conversion to NumPy (`np.asarray(x)`, NumPy's `as_strided`) raises TypeError, with
+  CuPy's message; `.get()` is the explicit copy to the host;
+- the NumPy-only forms measured to fail on CuPy 14 fail here too: `einsum(out=)`,
+  `as_strided(writeable=)`, reductions of Python sequences (`xp.prod(shape)`).
+NumPy functions called on stand-in arrays dispatch through `__array_ufunc__` and
+`__array_function__`, as they do for CuPy arrays. It is slow and meant for tests only.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
+             "Please use `.get()` to construct a NumPy array explicitly.")
+_SEQUENCE_REFUSED = {"prod", "sum", "mean", "max", "min", "amax", "amin", "any", "all", "cumsum", "argmax",
+                     "argmin", "std", "var"}
+# Functions that copy host data onto the device, as cupy.asarray does.
+_FROM_HOST = {"asarray", "array", "asanyarray", "ascontiguousarray", "full", "full_like", "zeros", "ones",
+              "empty", "zeros_like", "ones_like", "empty_like", "arange", "linspace", "eye", "identity"}
+
+
+class _DeviceId:
+    id = 0
+
+    def __repr__(self):
+        return "<CUDA Device 0 (stand-in)>"
+
+
+_DEVICE = _DeviceId()
+
+
+def _mixed_error(where: str, value) -> TypeError:
+    return TypeError(f"{where}: unsupported type {type(value).__module__}.{type(value).__name__} "
+                     "(a NumPy array mixed with a stand-in CUDA array; move it with xp.asarray first)")
+
+
+def _unwrap(value, where: str, allow_host: bool = False):
+    """Replace stand-in arrays by their NumPy arrays, inside lists, tuples and dicts; refuse
+    NumPy arrays (they are on the other device) unless `allow_host`."""
+    if isinstance(value, ndarray):
+        return value._a
+    if type(value) is np.ndarray or isinstance(value, np.ndarray):
+        if not allow_host:
+            raise _mixed_error(where, value)
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v, where, allow_host) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v, where, allow_host) for k, v in value.items()}
+    return value
+
+
+def _wrap(value):
+    if type(value) is np.ndarray or isinstance(value, np.ndarray):
+        return ndarray(value)
+    if isinstance(value, tuple):
+        return tuple(_wrap(v) for v in value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+class ndarray(NDArrayOperatorsMixin):
+    """A stand-in device array: a NumPy array that refuses to be treated as one."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self, array: np.ndarray):
+        self._a = array
+
+    # ------------------------------------------------------------------ NumPy protocols
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_IMPLICIT)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _call(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        name = func.__name__
+        if name == "einsum" and kwargs.get("out") is not None:
+            raise TypeError("einsum: CuPy's einsum has no out= argument")
+        args = _unwrap(args, name)
+        kwargs = _unwrap(kwargs, name)
+        return _wrap(func(*args, **kwargs))
+
+    # ------------------------------------------------------------------ what CuPy arrays have
+    @property
+    def device(self):
+        return _DEVICE
+
+    def get(self, stream=None, order="C", out=None) -> np.ndarray:
+        """A host copy (CuPy's `.get()`)."""
+        return np.array(self._a, copy=True)
+
+    @property
+    def shape(self):
+        return self._a.shape
+
+    @shape.setter
+    def shape(self, value):
+        self._a.shape = value
+
+    @property
+    def dtype(self):
+        return self._a.dtype
+
+    @property
+    def ndim(self):
+        return self._a.ndim
+
+    @property
+    def size(self):
+        return self._a.size
+
+    @property
+    def strides(self):
+        return self._a.strides
+
+    @property
+    def itemsize(self):
+        return self._a.itemsize
+
+    @property
+    def nbytes(self):
+        return self._a.nbytes
+
+    @property
+    def flags(self):
+        return self._a.flags
+
+    @property
+    def base(self):
+        return None if self._a.base is None else ndarray(self._a.base) if isinstance(self._a.base, np.ndarray) else self._a.base
+
+    @property
+    def T(self):
+        return ndarray(self._a.T)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # never hand out __array_interface__ and the like
+            raise AttributeError(name)
+        attribute = getattr(self._a, name)
+        if not callable(attribute):
+            return _wrap(attribute)
+
+        def method(*args, **kwargs):
+            return _wrap(attribute(*_unwrap(args, name), **_unwrap(kwargs, name)))
+
+        return method
+
+    def __getitem__(self, key):
+        return _wrap(self._a[_unwrap(key, "__getitem__", allow_host=True)])
+
+    def __setitem__(self, key, value):
+        self._a[_unwrap(key, "__setitem__", allow_host=True)] = _unwrap(value, "__setitem__", allow_host=True)
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (_wrap(row) for row in self._a)
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __complex__(self):
+        return complex(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __repr__(self):
+        return "standin." + repr(self._a)
+
+    def __copy__(self):
+        return ndarray(self._a.copy())
+
+    def __deepcopy__(self, memo):
+        return ndarray(self._a.copy())
+
+    def __reduce__(self):
+        raise TypeError("stand-in CUDA arrays cannot be pickled; use .get()")
+
+
+# ---------------------------------------------------------------------- the module surface
+class _Ufunc:
+    """A NumPy ufunc called through the module (`xp.exp(x)`, `xp.add.at(...)`)."""
+
+    def __init__(self, ufunc):
+        self._ufunc = ufunc
+        self.__name__ = ufunc.__name__
+
+    def __call__(self, *args, **kwargs):
+        return _call(self._ufunc, "__call__", args, kwargs)
+
+    def __getattr__(self, method):
+        if method in ("reduce", "accumulate", "at", "outer", "reduceat"):
+            return lambda *args, **kwargs: _call(self._ufunc, method, args, kwargs)
+        return getattr(self._ufunc, method)
+
+
+def _call(ufunc, method, args, kwargs):
+    where = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+    for value in args:
+        if isinstance(value, (list, tuple)) and method != "at":
+            raise TypeError(f"{where}: unsupported type {type(value).__name__} (CuPy takes arrays, not sequences)")
+    out_given = kwargs.get("out")
+    result = getattr(ufunc, method)(*_unwrap(args, where, allow_host=method == "at"), **_unwrap(kwargs, where))
+    if out_given is not None:
+        return out_given[0] if isinstance(out_given, tuple) and len(out_given) == 1 else out_given
+    return _wrap(result)
+
+
+def _function(name: str, func):
+    def call(*args, **kwargs):
+        if name in _SEQUENCE_REFUSED and args and isinstance(args[0], (list, tuple, int, float)):
+            raise TypeError(f"{name}: unsupported type {type(args[0]).__name__} (CuPy reduces arrays only)")
+        if name == "einsum" and kwargs.get("out") is not None:
+            raise TypeError("einsum: CuPy's einsum has no out= argument")
+        allow_host = name in _FROM_HOST
+        out_given = kwargs.get("out")
+        result = func(*_unwrap(args, name, allow_host), **_unwrap(kwargs, name, allow_host))
+        if out_given is not None:
+            return out_given
+        if name in ("asarray", "asanyarray") and args and isinstance(args[0], ndarray) and result is args[0]._a:
+            return args[0]
+        if name in ("array", "asarray", "ascontiguousarray") and isinstance(result, np.ndarray):
+            if args and type(args[0]) is np.ndarray and result is args[0]:
+                result = result.copy()  # a device array never shares memory with a host array
+        return _wrap(result)
+
+    call.__name__ = name
+    return call
+
+
+def asnumpy(array) -> np.ndarray:
+    return array.get() if isinstance(array, ndarray) else np.asarray(array)
+
+
+def get_array_module(*arrays):
+    return __import__(__name__, fromlist=["_"]) if any(isinstance(a, ndarray) for a in arrays) else np
+
+
+def _as_strided(x, shape=None, strides=None, **kwargs):
+    if "writeable" in kwargs or "subok" in kwargs:
+        raise TypeError("as_strided: CuPy's as_strided takes no writeable= or subok= argument")
+    if not isinstance(x, ndarray):
+        raise _mixed_error("as_strided", x)
+    return ndarray(np.lib.stride_tricks.as_strided(x._a, shape=shape, strides=strides, writeable=True))
+
+
+lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
+
+
+class _Generator:
+    """A per-device generator (cupy.random.Generator's surface used by Kinone)."""
+
+    def __init__(self, seed=None):
+        self._rng = np.random.default_rng(seed)
+
+    def __getattr__(self, name):
+        method = getattr(self._rng, name)
+        return lambda *args, **kwargs: _wrap(method(*args, **kwargs))
+
+    @property
+    def bit_generator(self):
+        return self._rng.bit_generator
+
+
+random = types.SimpleNamespace(default_rng=_Generator, Generator=_Generator)
+
+
+class _CudaDevice:
+    def __init__(self, index=0):
+        if index not in (0, None):
+            raise RuntimeError(f"stand-in CUDA: there is only device 0; got {index}")
+        self.id = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self):
+        pass
+
+
+cuda = types.SimpleNamespace(
+    Device=_CudaDevice,
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+    Stream=types.SimpleNamespace(null=None),
+)
+
+
+def __getattr__(name):
+    value = getattr(np, name)
+    if isinstance(value, np.ufunc):
+        return _Ufunc(value)
+    if isinstance(value, type) or not callable(value):
+        return value  # dtypes, constants (newaxis, pi, inf)
+    return _function(name, value)
