@@ -211,11 +211,12 @@ def _collect_leaf_grad(leaf: Tensor, g: np.ndarray, leaf_grads: dict, exclusive:
             exclusive.add(leaf)
         return
     own = not retain_graph and g.flags.owndata and g.flags.writeable and id(g) not in stored
-    stored.add(id(g))
     if leaf.grad is None:
+        if not own:  # copy now, as accumulating at once would: a view must not keep its base alive
+            g = np.array(g, dtype=leaf.data.dtype, copy=True)
         leaf_grads[leaf] = g
-        if own:
-            exclusive.add(leaf)
+        exclusive.add(leaf)
     else:
         with _accumulate_lock:
             _accumulate_leaf(leaf, g, own)
+    stored.add(id(g))
