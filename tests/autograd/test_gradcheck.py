@@ -13,7 +13,9 @@ import pytest
 
 import kinone.autograd as ag
 from kinone.autograd import Function, Tensor, functions_in, gradcheck, trace
-from kinone.autograd.ops import arithmetic, elementwise, indexing, joining, matmul, reduction, shape, softmax
+from kinone.autograd.backend import Device
+from kinone.autograd.ops import arithmetic, device, elementwise, indexing, joining, matmul, reduction, shape, softmax
+from kinone.autograd.ops.device import ToDevice
 
 rng = np.random.default_rng(1234)
 
@@ -76,6 +78,7 @@ SAMPLES: dict[type, list] = {
         (lambda a: a.clip(min=0.2), [np.array([-1.0, 0.5, 1.5])]),
     ],
     # float32 in the middle: a larger step keeps the rounding error (~1e-7) below tolerance.
+    device.ToDevice: [(lambda a: ToDevice.apply(a, device=Device("cpu")) * 2, [r(3, 2)])],
     elementwise.Cast: [(lambda a: a.to(np.float32).exp().to(np.float64), [r(3)], {"eps": 1e-2, "rtol": 1e-3})],
     reduction.Sum: [
         (lambda a: a.sum(), [r(3, 4)]),

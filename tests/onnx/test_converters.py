@@ -14,6 +14,8 @@ import pytest
 
 from kinone import nn
 from kinone.autograd import Tensor, cat, functions_in, maximum, minimum, stack, trace, where
+from kinone.autograd.backend import Device
+from kinone.autograd.ops.device import ToDevice
 from kinone.autograd.ops import arithmetic as A
 from kinone.autograd.ops import elementwise as E
 from kinone.autograd.ops import indexing as I
@@ -81,6 +83,7 @@ CASES = {
     E.Abs: [(lambda x: x.abs(), (2, 3))],
     E.Clip: [(lambda x: x.clamp(-0.5, 0.5), (2, 3)), (lambda x: x.clamp(min=0.0), (2, 3)), (lambda x: x.clamp(max=0.1), (2, 3))],
     E.Cast: [(lambda x: x.to(np.float64) * 2, (2, 3))],
+    ToDevice: [(lambda x: ToDevice.apply(x, device=Device("cpu")) * 2, (2, 3))],
     ACT.SiLU: [(F.silu, (2, 3))],
     ACT.GELU: [(F.gelu, (2, 3)), (F.gelu, (2, 3), {"opset": 20})],
     ACT.Erf: [(F.erf, (2, 3))],

@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 
+from .backend import as_array, device_of, owns_writable_memory
 from .function import Function
 from .tensor import Tensor, _make_tensor
 from .version import VersionCounter, modified_error
@@ -91,7 +92,7 @@ def _accumulate_leaf(leaf: Tensor, grad: np.ndarray, exclusive: bool) -> None:
     current = leaf.grad
     if current is None:
         if not exclusive:
-            grad = np.array(grad, dtype=leaf.data.dtype, copy=True)
+            grad = grad.astype(leaf.data.dtype, copy=True)
         leaf.grad = _make_tensor(grad, False, None)
     else:
         current.data += grad
@@ -124,7 +125,9 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             )
         grad = np.ones_like(root.data)
     else:
-        grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=root.data.dtype)
+        grad = grad.data if isinstance(grad, Tensor) else as_array(np.asarray(grad, dtype=root.data.dtype), root.data)
+        if device_of(grad) != device_of(root.data):
+            raise RuntimeError(f"backward: grad is on {device_of(grad)} but the tensor is on {device_of(root.data)}")
         if grad.shape != root.data.shape:
             raise RuntimeError(f"backward: grad has shape {grad.shape} but the tensor has shape {root.shape}")
 
@@ -210,10 +213,10 @@ def _collect_leaf_grad(leaf: Tensor, g: np.ndarray, leaf_grads: dict, exclusive:
             stored.add(id(total))
             exclusive.add(leaf)
         return
-    own = not retain_graph and g.flags.owndata and g.flags.writeable and id(g) not in stored
+    own = not retain_graph and id(g) not in stored and owns_writable_memory(g)
     if leaf.grad is None:
         if not own:  # copy now, as accumulating at once would: a view must not keep its base alive
-            g = np.array(g, dtype=leaf.data.dtype, copy=True)
+            g = g.astype(leaf.data.dtype, copy=True)
         leaf_grads[leaf] = g
         exclusive.add(leaf)
     else:

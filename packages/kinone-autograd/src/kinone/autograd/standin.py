@@ -62,6 +62,8 @@ def _unwrap(value, where: str, allow_host: bool = False):
 def _wrap(value):
     if type(value) is np.ndarray or isinstance(value, np.ndarray):
         return ndarray(value)
+    if isinstance(value, np.generic):  # CuPy's reductions give 0-d arrays, not NumPy scalars
+        return ndarray(np.asarray(value))
     if isinstance(value, tuple):
         return tuple(_wrap(v) for v in value)
     if isinstance(value, list):

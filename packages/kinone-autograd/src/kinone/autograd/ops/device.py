@@ -12,7 +12,8 @@ class ToDevice(Function):
     @staticmethod
     def forward(ctx, x, *, device):
         ctx.source = backend.device_of(x)
-        return backend.to_device(x, device)
+        out = backend.to_device(x, device)
+        return out.copy() if out is x else out  # never the input's own array
 
     @staticmethod
     def backward(ctx, grad):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from kinone.autograd.ops.device import ToDevice
 from kinone.autograd.ops.elementwise import Abs, Cast, Clip, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh
 from kinone.nn.functional.activation import GELU, Erf, SiLU
 
@@ -31,6 +32,12 @@ def clip(g: GraphBuilder, call: Call):
 @converter(Cast)
 def cast(g: GraphBuilder, call: Call):
     g.node("Cast", call.inputs, call.output, to=tensor_type(call.attrs["dtype"]))
+
+
+@converter(ToDevice)
+def to_device(g: GraphBuilder, call: Call):
+    """An ONNX graph has no devices: the runtime places tensors."""
+    g.node("Identity", call.inputs, call.output)
 
 
 @converter(SiLU)
