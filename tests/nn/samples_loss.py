@@ -1,6 +1,7 @@
 """Gradcheck samples: the losses. Integer targets, class weights and pos_weight are constants
-closed over by each fn; float targets of binary_cross_entropy_with_logits and mse_loss are
-inputs, since both have a gradient for them."""
+closed over by each fn (made on the CPU, moved to the input's device by the fn, so that the
+samples also run on a CUDA device); float targets of binary_cross_entropy_with_logits and
+mse_loss are inputs, since both have a gradient for them."""
 
 import numpy as np
 
@@ -26,23 +27,29 @@ def weights(n):
     return Tensor(rng.uniform(0.3, 2.0, n))
 
 
-def ce(target, **options):
+def on(device, t):
+    """A constant on `device` (None stays None)."""
+    return None if t is None else t.to(device)
+
+
+def ce(target, weight=None, **options):
     def fn(x):
-        return F.cross_entropy(x, target, **options)
+        return F.cross_entropy(x, on(x.device, target), weight=on(x.device, weight), **options)
 
     return fn
 
 
-def nll(target, **options):
+def nll(target, weight=None, **options):
     def fn(x):
-        return F.nll_loss(x, target, **options)
+        return F.nll_loss(x, on(x.device, target), weight=on(x.device, weight), **options)
 
     return fn
 
 
 def bce(weight=None, pos_weight=None, reduction="mean"):
     def fn(x, t):
-        return F.binary_cross_entropy_with_logits(x, t, weight=weight, pos_weight=pos_weight, reduction=reduction)
+        return F.binary_cross_entropy_with_logits(x, t, weight=on(x.device, weight), pos_weight=on(x.device, pos_weight),
+                                                  reduction=reduction)
 
     return fn
 

@@ -2,7 +2,8 @@
 statistics), over (N, C), (N, C, L) and (N, C, H, W) inputs, with and without weight and bias.
 
 Running statistics are constants, built afresh inside each fn (training mode updates them in
-place on every evaluation, which must not leak from one evaluation into the next)."""
+place on every evaluation, which must not leak from one evaluation into the next), on the
+input's device."""
 
 import numpy as np
 
@@ -21,15 +22,15 @@ def positive(*shape):
     return rng.uniform(0.5, 2.0, shape)
 
 
-def stats(channels):
+def stats(channels, device):
     """Fresh running statistics (distinct from zeros and ones, so that using them shows)."""
     mean, var = np.linspace(-0.5, 0.5, channels), np.linspace(0.5, 1.5, channels)
-    return Tensor(mean.copy()), Tensor(var.copy())
+    return Tensor(mean.copy()).to(device), Tensor(var.copy()).to(device)
 
 
 def train(**options):
     def fn(x, *params):
-        running_mean, running_var = stats(x.shape[1]) if options.get("running", True) else (None, None)
+        running_mean, running_var = stats(x.shape[1], x.device) if options.get("running", True) else (None, None)
         named = dict(zip(options.get("params", ()), params))
         return F.batch_norm(x, running_mean, running_var, named.get("weight"), named.get("bias"), training=True,
                             momentum=0.3, eps=options.get("eps", 1e-5))
@@ -42,7 +43,7 @@ def evaluate(**options):
 
     def fn(x, *params):
         named = dict(zip(options.get("params", ()), params))
-        return F.batch_norm(x, Tensor(mean), Tensor(var), named.get("weight"), named.get("bias"), training=False,
+        return F.batch_norm(x, Tensor(mean).to(x.device), Tensor(var).to(x.device), named.get("weight"), named.get("bias"), training=False,
                             eps=options.get("eps", 1e-5))
 
     return fn

@@ -8,21 +8,23 @@ import numbers
 import numpy as np
 
 from kinone.autograd import Function, Tensor, default_generator
+from kinone.autograd.backend import device_of
 
 
 class Dropout(Function):
-    """y = x · m / (1 - p) with m ~ Bernoulli(1 - p) per element (drawn from
-    `kinone.autograd.default_generator()`);  dL/dx = g · m / (1 - p).  p = 1 gives y = 0, dL/dx = 0."""
+    """y = x · m / (1 - p) with m ~ Bernoulli(1 - p) per element (drawn on x's device from
+    `kinone.autograd.default_generator(x.device)`);  dL/dx = g · m / (1 - p).  p = 1 gives y = 0, dL/dx = 0."""
 
     @staticmethod
     def forward(ctx, x, *, p):
         if p >= 1:
-            mask = np.zeros(x.shape, dtype=x.dtype)
+            mask = np.zeros_like(x)
         else:
             # One uniform float32 per element, kept where u >= p (probability 1 - p, exact to
             # 2^-24): 8.5 ms for 4M elements against 14.7 ms for float64 uniforms. The scaled
             # mask is saved in x's dtype so that backward is a single multiply.
-            keep = default_generator().random(x.shape, dtype=np.float32) >= np.float32(p)
+            # On the CPU these are the draws of default_generator() itself, as before devices.
+            keep = default_generator(device_of(x)).random(x.shape, dtype=np.float32) >= np.float32(p)
             mask = np.multiply(keep, x.dtype.type(1 / (1 - p)), dtype=x.dtype)
         ctx.save_for_backward(mask)
         return x * mask

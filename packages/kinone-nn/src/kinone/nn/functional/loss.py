@@ -6,6 +6,9 @@ integer target (N,), (N, d1, ...) or () respectively. With `weight`, sample i co
 "mean" divides by the sum of the counted samples' weights (Σ w[t_i] over the samples whose
 target is not ignore_index), not by their number. `weight` and `pos_weight` are constants:
 as in PyTorch, they may not require grad.
+
+Targets and weights live on the input's device (a CPU target with a CUDA input is an error
+naming the op, as in PyTorch); a reduced loss is a 0-d array on that device.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinone.autograd import Function, Tensor, is_grad_enabled
+from kinone.autograd.backend import get_array_module
 from kinone.autograd.ops.elementwise import stable_sigmoid
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -70,11 +74,10 @@ def _class_target(op: str, x: Tensor, target, weight: Tensor | None, ignore_inde
     if weight is not None and weight.shape != (classes,):
         raise ValueError(f"{op}: weight of shape {weight.shape} must have one entry per class: expected ({classes},)")
     t = target.data
-    counted = t[t != ignore_index]
-    bad = counted[(counted < 0) | (counted >= classes)]
-    if bad.size:
+    bad = ((t < 0) | (t >= classes)) & (t != ignore_index)
+    if bad.any():  # on a CUDA device, the one wait for the device in the loss
         raise IndexError(
-            f"{op}: target value {int(bad.flat[0])} is out of range for {classes} classes "
+            f"{op}: target value {int(t[bad].reshape(-1)[0])} is out of range for {classes} classes "
             f"(expected 0 <= target < {classes}, or ignore_index={ignore_index})"
         )
     return target
@@ -106,7 +109,7 @@ def _reduce(loss: np.ndarray, reduction: str, normaliser):
     if reduction == "sum":
         return total
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(total / normaliser, dtype=loss.dtype)
+        return get_array_module(loss).asarray(total / normaliser, dtype=loss.dtype)
 
 
 def _grad_scale(grad: np.ndarray, reduction: str, normaliser, dtype) -> np.ndarray:
@@ -116,7 +119,7 @@ def _grad_scale(grad: np.ndarray, reduction: str, normaliser, dtype) -> np.ndarr
     if reduction == "sum":
         return grad.astype(dtype, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(grad / normaliser, dtype=dtype)
+        return get_array_module(grad).asarray(grad / normaliser, dtype=dtype)
 
 
 def _sample_scale(grad: np.ndarray, reduction: str, normaliser, counted: np.ndarray, dtype) -> np.ndarray:
@@ -139,9 +142,12 @@ def _softmax_shift(x: np.ndarray, axis: int):
     a scalar shift (x - M: 29 µs) and 360 µs with per-row shifts (x - max as a broadcast
     column: 55-80 µs); the float32 results agree with float64 equally well (1e-7 relative)
     either way.
+
+    On a CUDA device the choice would make the host wait for the device (it reads the maxima),
+    so there every row is shifted by its own max: the third case, which the CPU also runs.
     """
     row_max = np.amax(x, axis=axis, keepdims=True)
-    if row_max.size:
+    if row_max.size and get_array_module(x) is np:
         top, bottom = row_max.max(), row_max.min()
         half_range = -0.5 * np.log(np.finfo(x.dtype).tiny)
         if -half_range <= bottom and top + np.log(x.shape[axis]) <= half_range:  # False for nan / inf
@@ -204,7 +210,7 @@ class CrossEntropy(Function):
         # mean's normaliser is 0, where PyTorch gives nan (0/0 + x/0), not inf.
         loss = (1 - label_smoothing) * _reduce(nll, reduction, normaliser)
         loss += (label_smoothing / classes) * _reduce(smooth, reduction, normaliser)
-        return np.asarray(loss, dtype=x.dtype)
+        return get_array_module(x).asarray(loss, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -279,7 +285,7 @@ class NLL(Function):
         if not ctx.needs_input_grad[0]:
             return (None,) * len(ctx.needs_input_grad)
         scale = _sample_scale(grad, ctx.reduction, ctx.normaliser, counted, ctx.dtype)
-        dx = np.zeros(ctx.shape, dtype=ctx.dtype)
+        dx = get_array_module(sample_weight).zeros(ctx.shape, dtype=ctx.dtype)
         with np.errstate(invalid="ignore"):  # inf · 0 = nan only for a mean over zero total weight
             at_target = -scale * sample_weight
         np.put_along_axis(dx, target_index, np.expand_dims(at_target, ctx.axis), ctx.axis)
