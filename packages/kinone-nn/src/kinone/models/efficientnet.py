@@ -89,8 +89,9 @@ def stochastic_depth(x: Tensor, p: float, mode: str, training: bool = True) -> T
     with m ~ Bernoulli(1 - p) drawn once per sample ("row": m of shape (N, 1, 1, ...)) or once
     for the whole batch ("batch"); y = x when not training or p = 0.
 
-    The mask comes from `kinone.autograd.default_generator()` and multiplies x as a constant
-    tensor, so the gradient is the same mask: dL/dx = g · m / (1 - p).
+    The mask comes from the generator of x's device (`kinone.autograd.default_generator(x.device)`)
+    and multiplies x as a constant tensor on that device, so the gradient is the same mask:
+    dL/dx = g · m / (1 - p).
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"stochastic_depth: drop probability has to be between 0 and 1, but got {p}")
@@ -100,7 +101,7 @@ def stochastic_depth(x: Tensor, p: float, mode: str, training: bool = True) -> T
         return x
     survival_rate = 1.0 - p
     size = (x.shape[0],) + (1,) * (x.ndim - 1) if mode == "row" else (1,) * x.ndim
-    mask = (default_generator().random(size) < survival_rate).astype(x.dtype)
+    mask = (default_generator(x.device).random(size) < survival_rate).astype(x.dtype)
     if survival_rate > 0.0:
         mask /= x.dtype.type(survival_rate)
     return x * Tensor(mask)

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from kinone import nn
-from kinone.autograd import Tensor
+from kinone.autograd import Tensor, backend
 
 
 def adapt_input_conv(weight, in_channels: int) -> np.ndarray:
@@ -30,9 +30,9 @@ def adapt_input_conv(weight, in_channels: int) -> np.ndarray:
     - otherwise: the C channels repeated cyclically up to `in_channels` and scaled by
       C / in_channels, which keeps the expected activation scale (timm's rule).
 
-    Returns a new array in the kernel's dtype; the argument is not modified.
+    Returns a new host (NumPy) array in the kernel's dtype; the argument is not modified.
     """
-    weight = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+    weight = backend.to_host(weight.data if isinstance(weight, Tensor) else weight)
     if weight.ndim != 4:
         raise ValueError(f"adapt_input_conv: expected a conv kernel (out, in, kh, kw), got shape {weight.shape}")
     if not isinstance(in_channels, int) or in_channels < 1:
@@ -62,7 +62,7 @@ def adapt_state_dict(state_dict: Mapping, model: nn.Module) -> "OrderedDict[str,
     out = OrderedDict(state_dict)
     key = first_conv_key(model)
     if key in out:
-        source = np.asarray(out[key].data if isinstance(out[key], Tensor) else out[key])
+        source = backend.to_host(out[key].data if isinstance(out[key], Tensor) else out[key])
         target = model.state_dict()[key]
         if (source.ndim == 4 and source.shape != target.shape
                 and (source.shape[0],) + source.shape[2:] == (target.shape[0],) + target.shape[2:]):

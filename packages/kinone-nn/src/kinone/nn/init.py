@@ -2,8 +2,12 @@
 
 fan_in = in_channels · kernel area (dim 1 and beyond), fan_out = out_channels · kernel area.
 Gains: linear/conv/sigmoid 1, tanh 5/3, relu √2, leaky_relu √(2 / (1 + a²)).
-Random numbers come from `kinone.autograd.default_generator()`, seeded by `manual_seed`.
-Filling a Tensor bumps its version (`t._version`), as every in-place change Kinone makes.
+Tensors are filled on their device, with random numbers from that device's generator
+(`kinone.autograd.default_generator(device)`, seeded by `manual_seed`); on the CPU these are
+the draws of `default_generator()`. Normal draws are `mean + std·z` with z from
+`standard_normal` (what NumPy's `normal` computes, bit for bit; CuPy's Generator has no
+`normal`). Filling a Tensor bumps its version (`t._version`), as every in-place change Kinone
+makes.
 """
 
 from __future__ import annotations
@@ -12,14 +16,25 @@ import math
 
 import numpy as np
 
-from kinone.autograd import Tensor, default_generator, increment_version
+from kinone.autograd import Tensor, backend, default_generator, increment_version
 
 
 def _array(tensor) -> np.ndarray:
     return tensor.data if isinstance(tensor, Tensor) else tensor
 
 
-def _fill(tensor, values: np.ndarray):
+def _generator(tensor):
+    """The generator of the device `tensor` lives on."""
+    return default_generator(backend.device_of(_array(tensor)))
+
+
+def _normal(rng, mean: float, std: float, shape):
+    """N(mean, std²) draws: NumPy's `normal` is `loc + scale·z` in float64, so this gives its
+    numbers exactly, and it also runs on CuPy's Generator, which has only `standard_normal`."""
+    return rng.standard_normal(shape) * std + mean
+
+
+def _fill(tensor, values):
     array = _array(tensor)
     array[...] = values.astype(array.dtype, copy=False)
     if isinstance(tensor, Tensor):
@@ -59,28 +74,28 @@ def _fan(tensor, mode: str) -> int:
 
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
     """Fill with U(a, b)."""
-    return _fill(tensor, default_generator().uniform(a, b, _array(tensor).shape))
+    return _fill(tensor, _generator(tensor).uniform(a, b, _array(tensor).shape))
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     """Fill with N(mean, std²)."""
-    return _fill(tensor, default_generator().normal(mean, std, _array(tensor).shape))
+    return _fill(tensor, _normal(_generator(tensor), mean, std, _array(tensor).shape))
 
 
 def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
     """Fill with N(mean, std²) truncated to [a, b] (redrawing values outside)."""
-    rng = default_generator()
-    shape = _array(tensor).shape
-    values = rng.normal(mean, std, shape)
+    rng = _generator(tensor)
+    values = _normal(rng, mean, std, _array(tensor).shape)
     outside = (values < a) | (values > b)
     while outside.any():
-        values[outside] = rng.normal(mean, std, int(outside.sum()))
+        values[outside] = _normal(rng, mean, std, int(outside.sum()))
         outside = (values < a) | (values > b)
     return _fill(tensor, values)
 
 
 def constant_(tensor, value: float):
-    return _fill(tensor, np.full(_array(tensor).shape, value))
+    array = _array(tensor)
+    return _fill(tensor, backend.get_array_module(array).full(array.shape, value))
 
 
 def zeros_(tensor):

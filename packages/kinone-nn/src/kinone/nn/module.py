@@ -14,7 +14,7 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from kinone.autograd import Tensor, increment_version
+from kinone.autograd import Tensor, backend, increment_version
 
 from .parameter import Parameter
 
@@ -46,8 +46,23 @@ class RemovableHandle:
         return False
 
 
-def _as_array(value) -> np.ndarray:
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+def _as_array(value):
+    """A state-dict value (Tensor, array on any device, number or list) as an array."""
+    if isinstance(value, Tensor):
+        return value.data
+    return value if backend.is_cuda_array(value) else np.asarray(value)
+
+
+def _parse_to_args(args, device, dtype):
+    """`to(device)`, `to(dtype)`, `to(device, dtype)`, `to(tensor)` -> (Device or None, dtype or None)."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, backend.Device)):
+            device = arg
+        else:
+            dtype = arg
+    return (None if device is None else backend.Device(device)), (None if dtype is None else np.dtype(dtype))
 
 
 class Module:
@@ -247,37 +262,65 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype) -> "Module":
-        """Cast every floating parameter and buffer to `dtype`, in place (e.g. float64 for gradcheck)."""
-        dtype = np.dtype(dtype)
+    def to(self, *args, device=None, dtype=None) -> "Module":
+        """`to(device)`, `to(dtype)`, `to(device, dtype)` or `to(tensor)`, as PyTorch: move every
+        parameter and buffer to `device` and/or cast the floating ones to `dtype`, in place.
+
+        The Parameter and buffer objects stay the same (an optimizer built before the move
+        keeps working); they get new arrays, and their versions are bumped (a graph recorded
+        before can no longer backward). On a move, gradients move with their parameters; a
+        cast drops them (they would have the old dtype). Returns self.
+        """
+        device, dtype = _parse_to_args(args, device, dtype)
         for t in itertools.chain(self.parameters(), self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dtype)
+            moved = device is not None and t.device != device
+            if moved:
+                t.data = backend.to_device(t.data, device)
                 if t.grad is not None:
-                    t.grad = None
+                    t.grad.data = backend.to_device(t.grad.data, device)
+            cast = dtype is not None and t.data.dtype.kind == "f" and t.data.dtype != dtype
+            if cast:
+                t.data = t.data.astype(dtype)
+                t.grad = None
+            if moved or cast:
+                increment_version(t)
         return self
+
+    def cuda(self, device=None) -> "Module":
+        """`to("cuda")` (`cuda:N` for `device=N`): parameters and buffers on a CUDA device, in place."""
+        if device is None:
+            device = "cuda"
+        elif isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device)
+
+    def cpu(self) -> "Module":
+        """`to("cpu")`: parameters and buffers in host memory, in place."""
+        return self.to("cpu")
 
     # ------------------------------------------------------------------ state dict
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, np.ndarray]":
         """Every parameter and persistent buffer by dotted key, in registration order.
 
-        Values are the NumPy arrays themselves (shared, not copied, as in PyTorch); with
-        `keep_vars=True` the Tensors.
+        Values are host NumPy arrays whatever the device, so files stay device-free: on the
+        CPU the arrays themselves (shared, not copied, as in PyTorch), on a CUDA device host
+        copies. With `keep_vars=True` the Tensors (on their device).
         """
         out: OrderedDict = OrderedDict()
         for module_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
             dotted = f"{module_prefix}." if module_prefix else ""
             for name, p in module._parameters.items():
                 if p is not None:
-                    out[dotted + name] = p if keep_vars else p.data
+                    out[dotted + name] = p if keep_vars else backend.to_host(p.data)
             for name, b in module._buffers.items():
                 if b is not None and name not in module._non_persistent_buffers:
-                    out[dotted + name] = b if keep_vars else b.data
+                    out[dotted + name] = b if keep_vars else backend.to_host(b.data)
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy `state_dict` values (arrays or Tensors) into the parameters and buffers, in place
-        (bumping their versions: a graph recorded before the load can no longer backward).
+        """Copy `state_dict` values (arrays or Tensors, on any device) into the parameters and
+        buffers, in place, each onto its current device and dtype (bumping their versions: a
+        graph recorded before the load can no longer backward).
 
         Everything is checked before anything is written: a key with the wrong shape always
         raises (naming the key and both shapes); with `strict=True` missing or unexpected
@@ -303,7 +346,7 @@ class Module:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(problems))
         for key, target in own.items():
             if key in state_dict:
-                target.data[...] = _as_array(state_dict[key])
+                target.data[...] = backend.to_device(_as_array(state_dict[key]), target.device)
                 increment_version(target)
         return IncompatibleKeys(missing, unexpected)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kinone.autograd import Tensor
+from kinone.autograd import Tensor, backend
 
 METADATA_KEY = "__kinone_metadata__"
 
@@ -120,12 +120,14 @@ def remove_stale_temporaries(folder) -> list[Path]:
 
 
 def save(state_dict, path, metadata: dict | None = None) -> None:
-    """Write `state_dict` (key -> array, Tensor or number) to `path` as `.npz`, atomically."""
+    """Write `state_dict` (key -> array, Tensor or number) to `path` as `.npz`, atomically.
+
+    Arrays on a CUDA device are copied to the host: files hold NumPy arrays only."""
     arrays = OrderedDict()
     for key, value in state_dict.items():
         if key == METADATA_KEY:
             raise ValueError(f"save: the key {METADATA_KEY!r} is reserved")
-        array = value.data if isinstance(value, Tensor) else np.asarray(value)
+        array = backend.to_host(value.data if isinstance(value, Tensor) else value)
         if array.dtype.hasobject:
             raise TypeError(f"save: {key!r} holds Python objects (dtype object); only numeric arrays can be saved without pickle")
         arrays[key] = array

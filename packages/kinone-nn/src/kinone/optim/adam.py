@@ -73,7 +73,7 @@ class Adam(Optimizer):
             if grad is None:
                 continue
             param = p.data
-            state = self.state[p]
+            state = self._state_of(p)
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(param)

@@ -77,10 +77,10 @@ class SGD(Optimizer):
                             np.negative(grad, out=direction)
 
                     if momentum != 0:
-                        state = self.state[p]
+                        state = self._state_of(p)
                         buffer = state.get("momentum_buffer")
                         if buffer is None:
-                            buffer = state["momentum_buffer"] = np.array(direction, dtype=param.dtype, copy=True)
+                            buffer = state["momentum_buffer"] = direction.astype(param.dtype, copy=True)
                         else:
                             buffer *= momentum
                             if dampening == 0:

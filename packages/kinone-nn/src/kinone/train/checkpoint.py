@@ -5,6 +5,10 @@ Arrays (parameters, buffers, optimizer moments, NumPy's RNG key) are stored as n
 counts, scheduler fields, Python's and Kinone's RNG states, the epoch and step) goes into the
 file's JSON metadata, where each array is replaced by `{"__array__": "<its key>"}`. The write
 is atomic (kinone.nn.save), so a crash leaves the previous checkpoint whole.
+
+Files are device-free: every array is written from the host (state dicts give host arrays,
+an array on a CUDA device is copied), and loading puts each array on the device of the
+parameter or buffer it fills, so a checkpoint saved on "cuda" resumes on the CPU and back.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from kinone.autograd import default_generator
+from kinone.autograd import backend, default_generator
 from kinone.nn.serialization import load_with_metadata, read_metadata, save
 
 FORMAT = "kinone-checkpoint"
@@ -22,7 +26,10 @@ VERSION = 1
 
 
 def _split_arrays(value, path: str, arrays: OrderedDict):
-    """Replace every ndarray inside nested dicts/lists/tuples by a reference, collecting it."""
+    """Replace every array inside nested dicts/lists/tuples by a reference, collecting it (on
+    the host)."""
+    if backend.is_cuda_array(value):
+        value = backend.to_host(value)
     if isinstance(value, np.ndarray):
         arrays[path] = value
         return {"__array__": path}
