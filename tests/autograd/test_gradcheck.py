@@ -77,8 +77,9 @@ SAMPLES: dict[type, list] = {
         (lambda a: a.clip(-0.5, 0.5), [np.array([-1.2, -0.3, 0.1, 0.4, 0.9, 2.0])]),
         (lambda a: a.clip(min=0.2), [np.array([-1.0, 0.5, 1.5])]),
     ],
+    # To the CPU and back to the input's device (on the CPU: two copies; on a device: two moves).
+    device.ToDevice: [(lambda a: ToDevice.apply(ToDevice.apply(a, device=Device("cpu")) * 2, device=a.device), [r(3, 2)])],
     # float32 in the middle: a larger step keeps the rounding error (~1e-7) below tolerance.
-    device.ToDevice: [(lambda a: ToDevice.apply(a, device=Device("cpu")) * 2, [r(3, 2)])],
     elementwise.Cast: [(lambda a: a.to(np.float32).exp().to(np.float64), [r(3)], {"eps": 1e-2, "rtol": 1e-3})],
     reduction.Sum: [
         (lambda a: a.sum(), [r(3, 4)]),

@@ -11,11 +11,14 @@ from .__about__ import __version__
 
 # tensor first: it binds the ops, which import Function, which imports Tensor.
 from .tensor import Tensor  # isort: skip
+from . import cuda
+from .backend import Device, device
 from .creation import (
     arange,
     cat,
     default_generator,
     full,
+    full_like,
     manual_seed,
     maximum,
     minimum,
@@ -38,6 +41,7 @@ from .tracing import TraceRecord, register_apply_hook, trace
 from .version import increment_version
 
 __all__ = [
+    "Device",
     "Function",
     "GradcheckError",
     "Tensor",
@@ -45,9 +49,12 @@ __all__ = [
     "__version__",
     "arange",
     "cat",
+    "cuda",
     "default_generator",
+    "device",
     "enable_grad",
     "full",
+    "full_like",
     "functions_in",
     "gradcheck",
     "increment_version",

@@ -89,21 +89,26 @@ def full(shape, fill_value, dtype=None, device=None, requires_grad: bool = False
 
 def _like(t, fill, dtype, device, requires_grad) -> Tensor:
     if isinstance(t, Tensor):
-        data, device = t.data, t.device if device is None else device
+        t = t.data
+    if backend.is_cuda_array(t):
+        data, device = t, backend.device_of(t) if device is None else device
     else:
         data = np.asarray(t)
     return _filled(fill, (data.shape,), dtype or data.dtype, requires_grad, device)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Zeros shaped like `t` (a Tensor or an array), with its dtype and on its device unless given."""
     return _like(t, 0, dtype, device, requires_grad)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Ones shaped like `t`, with its dtype and on its device unless given."""
     return _like(t, 1, dtype, device, requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`fill_value` everywhere, shaped like `t`, with its dtype and on its device unless given."""
     return _like(t, fill_value, dtype, device, requires_grad)
 
 

@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from .backend import as_array, device_of, owns_writable_memory
+from .backend import as_array, device_of, is_cuda_array, owns_writable_memory
 from .function import Function
 from .tensor import Tensor, _make_tensor
 from .version import VersionCounter, modified_error
@@ -125,7 +125,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             )
         grad = np.ones_like(root.data)
     else:
-        grad = grad.data if isinstance(grad, Tensor) else as_array(np.asarray(grad, dtype=root.data.dtype), root.data)
+        if isinstance(grad, Tensor):
+            grad = grad.data
+        elif not is_cuda_array(grad):  # host data (an array, a list, a number) follows the tensor
+            grad = as_array(np.asarray(grad, dtype=root.data.dtype), root.data)
         if device_of(grad) != device_of(root.data):
             raise RuntimeError(f"backward: grad is on {device_of(grad)} but the tensor is on {device_of(root.data)}")
         if grad.shape != root.data.shape:

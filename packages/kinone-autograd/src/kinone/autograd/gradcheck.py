@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import as_array, is_cuda_array, to_host
 from .function import Function
 from .grad_mode import no_grad
 from .tensor import Tensor
@@ -37,22 +38,22 @@ class GradcheckError(AssertionError):
 
 
 def _prepare(inputs):
-    """float64 copies of the floating inputs; returns (tensors, indices to check)."""
+    """float64 copies of the floating inputs, on their devices; returns (tensors, indices to check)."""
     tensors, checked = [], []
     for i, x in enumerate(inputs):
         if isinstance(x, Tensor):
             array, wants_grad = x.data, x.requires_grad
-        elif isinstance(x, np.ndarray):
+        elif isinstance(x, np.ndarray) or is_cuda_array(x):
             array, wants_grad = x, x.dtype.kind == "f"
         else:
             tensors.append(x)  # a Python value passed through untouched
             continue
         if array.dtype.kind == "f":
-            t = Tensor(np.array(array, dtype=np.float64, copy=True), requires_grad=wants_grad)
+            t = Tensor(array.astype(np.float64, copy=True), requires_grad=wants_grad)
             if wants_grad:
                 checked.append(i)
         else:
-            t = Tensor(np.array(array, copy=True))
+            t = Tensor(array.copy())
         tensors.append(t)
     return tensors, checked
 
@@ -85,61 +86,74 @@ def gradcheck(
     if not isinstance(output, Tensor) or output.dtype.kind != "f":
         raise TypeError(f"gradcheck: {_name(fn)} must return a floating Tensor, got {type(output).__name__}")
     rng = np.random.default_rng(seed)
-    cotangent = rng.standard_normal(output.shape)
+    cotangent = as_array(rng.standard_normal(output.shape), output.data)  # on the output's device
     if output.requires_grad:
-        output.backward(cotangent)
+        output.backward(Tensor(cotangent.astype(output.dtype, copy=False)))
 
     def objective() -> float:
         with no_grad():
-            return float(np.sum(fn(*tensors).data * cotangent))
+            return float((fn(*tensors).data * cotangent).sum())
 
     for i in checked:
         t = tensors[i]
-        analytic = np.zeros_like(t.data) if t.grad is None else t.grad.data
+        analytic = np.zeros(t.shape) if t.grad is None else to_host(t.grad.data)
         if analytic.shape != t.shape or analytic.dtype != np.float64:
             return _fail(raise_exception, f"gradcheck: {_name(fn)}: gradient of input {i} has shape "
                          f"{analytic.shape} and dtype {analytic.dtype}, expected {t.shape} float64")
-        flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
         if t.data.size <= max_full_elements:
-            numerical = np.empty(t.data.size)
-            for j in range(t.data.size):
-                original = flat[j]
-                flat[j] = original + eps
-                plus = objective()
-                flat[j] = original - eps
-                minus = objective()
-                flat[j] = original
-                numerical[j] = (plus - minus) / (2 * eps)
-            numerical = numerical.reshape(t.shape)
-            error = np.abs(analytic - numerical) - (atol + rtol * np.abs(numerical))
-            worst = np.unravel_index(np.argmax(error), t.shape) if t.data.size else ()
-            if t.data.size and error[worst] > 0:
-                return _fail(
-                    raise_exception,
-                    f"gradcheck: {_name(fn)}: input {i} (shape {t.shape}) fails at element {tuple(int(w) for w in worst)}: "
-                    f"analytical {analytic[worst]:.8g}, numerical {numerical[worst]:.8g}, "
-                    f"abs error {abs(analytic[worst] - numerical[worst]):.3g} > atol + rtol*|numerical| "
-                    f"= {atol + rtol * abs(numerical[worst]):.3g}",
-                )
+            message = _check_elements(t, analytic, objective, eps, atol, rtol)
         else:
-            original = t.data.copy()
-            for k in range(directions):
-                u = rng.standard_normal(t.shape)
-                u /= np.linalg.norm(u)
-                t.data[...] = original + eps * u
-                plus = objective()
-                t.data[...] = original - eps * u
-                minus = objective()
-                t.data[...] = original
-                numerical = (plus - minus) / (2 * eps)
-                projected = float(np.sum(analytic * u))
-                if abs(projected - numerical) > atol + rtol * abs(numerical):
-                    return _fail(
-                        raise_exception,
-                        f"gradcheck: {_name(fn)}: input {i} (shape {t.shape}) fails along random direction {k}: "
-                        f"analytical {projected:.8g}, numerical {numerical:.8g}",
-                    )
+            message = _check_directions(t, analytic, objective, rng, eps, atol, rtol, directions)
+        if message is not None:
+            return _fail(raise_exception, f"gradcheck: {_name(fn)}: input {i} (shape {t.shape}) fails {message}")
     return True
+
+
+def _check_elements(t, analytic, objective, eps, atol, rtol):
+    """Every element's central difference against `analytic` (a host array); None when all pass.
+    Elements are perturbed by writing Python floats into the input's array on its own device."""
+    flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
+    host = to_host(t.data).reshape(-1)  # the original values, read once
+    numerical = np.empty(t.data.size)
+    for j in range(t.data.size):
+        original = float(host[j])
+        flat[j] = original + eps
+        plus = objective()
+        flat[j] = original - eps
+        minus = objective()
+        flat[j] = original
+        numerical[j] = (plus - minus) / (2 * eps)
+    if not t.data.size:
+        return None
+    numerical = numerical.reshape(t.shape)
+    error = np.abs(analytic - numerical) - (atol + rtol * np.abs(numerical))
+    worst = np.unravel_index(np.argmax(error), t.shape)
+    if error[worst] <= 0:
+        return None
+    return (f"at element {tuple(int(w) for w in worst)}: "
+            f"analytical {analytic[worst]:.8g}, numerical {numerical[worst]:.8g}, "
+            f"abs error {abs(analytic[worst] - numerical[worst]):.3g} > atol + rtol*|numerical| "
+            f"= {atol + rtol * abs(numerical[worst]):.3g}")
+
+
+def _check_directions(t, analytic, objective, rng, eps, atol, rtol, directions):
+    """Directional derivatives along random unit vectors (drawn on the host, moved to the
+    input's device); None when all pass."""
+    original = t.data.copy()
+    for k in range(directions):
+        u = rng.standard_normal(t.shape)
+        u /= np.linalg.norm(u)
+        step = as_array(eps * u, t.data)
+        t.data[...] = original + step
+        plus = objective()
+        t.data[...] = original - step
+        minus = objective()
+        t.data[...] = original
+        numerical = (plus - minus) / (2 * eps)
+        projected = float(np.sum(analytic * u))
+        if abs(projected - numerical) > atol + rtol * abs(numerical):
+            return f"along random direction {k}: analytical {projected:.8g}, numerical {numerical:.8g}"
+    return None
 
 
 def _fail(raise_exception: bool, message: str) -> bool:

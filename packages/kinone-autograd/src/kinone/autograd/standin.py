@@ -15,6 +15,7 @@ NumPy functions called on stand-in arrays dispatch through `__array_ufunc__` and
 from __future__ import annotations
 
 import types
+import weakref
 
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
@@ -71,13 +72,19 @@ def _wrap(value):
     return value
 
 
+# The stand-in array wrapping each NumPy array (weakly), so that `view.base` is the very object
+# the view was taken from, as CuPy's `base` is (a view's base is the array owning the memory).
+_wrappers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 class ndarray(NDArrayOperatorsMixin):
     """A stand-in device array: a NumPy array that refuses to be treated as one."""
 
-    __slots__ = ("_a",)
+    __slots__ = ("_a", "__weakref__")
 
     def __init__(self, array: np.ndarray):
         self._a = array
+        _wrappers[id(array)] = self
 
     # ------------------------------------------------------------------ NumPy protocols
     def __array__(self, dtype=None, copy=None):
@@ -141,7 +148,11 @@ class ndarray(NDArrayOperatorsMixin):
 
     @property
     def base(self):
-        return None if self._a.base is None else ndarray(self._a.base) if isinstance(self._a.base, np.ndarray) else self._a.base
+        base = self._a.base
+        if not isinstance(base, np.ndarray):
+            return None  # owns its memory (CuPy's base is None or a cupy.ndarray)
+        wrapper = _wrappers.get(id(base))
+        return wrapper if wrapper is not None and wrapper._a is base else ndarray(base)
 
     @property
     def T(self):
@@ -212,8 +223,27 @@ class _Ufunc:
 
     def __getattr__(self, method):
         if method in ("reduce", "accumulate", "at", "outer", "reduceat"):
+            if method != "outer" and self.__name__ not in _UFUNC_METHODS[method]:
+                return _not_in_cupy(f"{self.__name__}.{method}")
             return lambda *args, **kwargs: _call(self._ufunc, method, args, kwargs)
         return getattr(self._ufunc, method)
+
+
+# The ufunc methods CuPy 14 implements, and for which ufuncs (cupy/_core/_kernel.pyx: reduce and
+# accumulate for add and multiply, reduceat for add, `at` for the ufuncs with a scatter op).
+_UFUNC_METHODS = {
+    "reduce": {"add", "multiply"},
+    "accumulate": {"add", "multiply"},
+    "reduceat": {"add"},
+    "at": {"add", "subtract", "maximum", "minimum", "bitwise_and", "bitwise_or", "bitwise_xor"},
+}
+
+
+def _not_in_cupy(where: str):
+    def refuse(*args, **kwargs):
+        raise NotImplementedError(f"`{where}` is not supported yet (CuPy 14 has no such ufunc method)")
+
+    return refuse
 
 
 def _call(ufunc, method, args, kwargs):

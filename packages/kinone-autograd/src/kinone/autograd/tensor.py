@@ -303,7 +303,13 @@ class Tensor:
 
     # Comparisons are not differentiable: they return boolean tensors outside the graph.
     def _compare(self, other, ufunc) -> "Tensor":
-        other_data = other.data if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor):
+            other_data = other.data
+            if type(other_data) is not type(self.data):
+                raise RuntimeError(f"{ufunc.__name__}: expected both tensors on one device; got {self.device} "
+                                   f"and {other.device} (move one with .to(device), .cuda() or .cpu())")
+        else:
+            other_data = other
         return _make_tensor(ufunc(self.data, other_data), False, None)
 
     def __lt__(self, other):

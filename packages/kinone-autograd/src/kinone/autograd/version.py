@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import is_cuda_array
+
 
 class VersionCounter:
     """How many in-place changes the array behind one or more tensors has had."""
@@ -94,7 +96,7 @@ def saved_versions(saved: tuple, inputs: tuple) -> tuple | None:
 def _saves_view_of(saved: tuple, data: np.ndarray) -> bool:
     """Whether a saved array is a view of `data` (or of the array `data` itself views)."""
     for array in saved:
-        if type(array) is np.ndarray:
+        if type(array) is np.ndarray or is_cuda_array(array):
             base = array.base
             if base is not None and (base is data or base is data.base):
                 return True

@@ -128,11 +128,10 @@ class Clip(Function):
     def forward(ctx, x, *, min=None, max=None):
         if x.dtype.kind in "iub" and not all(bound is None or isinstance(bound, numbers.Integral) for bound in (min, max)):
             x = floating(x)
-        inside = np.ones(x.shape, dtype=bool)
-        if min is not None:
-            inside &= x >= min
-        if max is not None:
-            inside &= x <= max
+        if min is not None and max is not None:
+            inside = (x >= min) & (x <= max)
+        else:
+            inside = x >= min if min is not None else x <= max
         ctx.save_for_backward(inside)
         return np.clip(x, min, max).astype(x.dtype, copy=False)
 

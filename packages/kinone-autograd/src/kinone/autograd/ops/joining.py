@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
+from ..backend import get_array_module
 from ..function import Function
 from .promotion import promote
 
@@ -30,7 +33,7 @@ class Cat(Function):
                     f"all dims except dim {dim} must match"
                 )
         ctx.axis = axis
-        ctx.boundaries = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        ctx.boundaries = list(itertools.accumulate(x.shape[axis] for x in xs[:-1]))  # Python ints: any device
         return np.concatenate(xs, axis=axis)
 
     @staticmethod
@@ -75,7 +78,7 @@ class Where(Function):
     @staticmethod
     def backward(ctx, grad):
         (cond,) = ctx.saved
-        zero = np.zeros((), dtype=grad.dtype)
+        zero = get_array_module(grad).zeros((), dtype=grad.dtype)
         grad_a = np.where(cond, grad, zero) if ctx.needs_input_grad[1] else None
         grad_b = np.where(cond, zero, grad) if ctx.needs_input_grad[2] else None
         return None, grad_a, grad_b
