@@ -24,12 +24,25 @@ CUPY_GENERATOR_METHODS = {"random", "uniform", "integers", "beta", "chisquare", 
                           "standard_normal", "gamma", "standard_gamma", "binomial"}
 
 
+def _real_gpu() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no CuPy, no driver, no device
+        return False
+
+
 @pytest.fixture(autouse=True)
-def standin_cuda(monkeypatch):
+def standin_cuda(monkeypatch, request):
     """The stand-in device, made as strict as CuPy in two more ways: `device_array[...] =
     host_array` raises (CuPy refuses assignment from CPU arrays, gh-2079), and its generator
-    has only CuPy's methods."""
+    has only CuPy's methods. Tests marked `gpu` run on the real device instead."""
     from kinone.autograd import standin
+
+    if request.node.get_closest_marker("gpu") is not None:
+        yield
+        return
 
     setitem, getattr_ = standin.ndarray.__setitem__, standin._Generator.__getattr__
 
@@ -379,3 +392,29 @@ def test_checkpoint_saved_on_cuda_resumes_on_the_cpu_and_back(tmp_path):
             scheduler.step()
     assert_same_weights(cpu_run[0], cuda_run[0])
     assert_same_weights(back_run[0], cuda_run[0])
+
+
+def test_the_fused_cupy_kernels_are_for_real_cupy_only():
+    """The stand-in (and the CPU) run the neutral ufunc path, which the tests above check."""
+    from kinone.optim import _fused_cuda
+
+    assert not _fused_cuda.applies(np.zeros(3, np.float32))
+    assert not _fused_cuda.applies(backend.to_device(np.zeros(3, np.float32), CUDA))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _real_gpu(), reason="needs CuPy and a CUDA device")
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_the_fused_cupy_update_gives_the_cpus_weights(name):
+    """On a real GPU the optimizers take the fused kernels of `_fused_cuda.py`; from the same
+    gradients they must give the CPU's float32 weights bit for bit (same operations in the same
+    order, no multiply-add contraction). Run by benchmarks/gpu/run.sh, never in CI."""
+    cpu_model, gpu_model = small_model(), small_model().to("cuda")
+    cpu_opt = OPTIMIZERS[name](list(cpu_model.parameters()))
+    gpu_opt = OPTIMIZERS[name](list(gpu_model.parameters()))
+    for step in range(3):
+        for model, opt in ((cpu_model, cpu_opt), (gpu_model, gpu_opt)):
+            set_gradients(model, step)
+            opt.step()
+    for (key, x), (_, y) in zip(cpu_model.state_dict().items(), gpu_model.state_dict().items(), strict=True):
+        assert np.array_equal(x, y), f"{name}: {key} differs from the CPU's by up to {np.abs(x - y).max()}"

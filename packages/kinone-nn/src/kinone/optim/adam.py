@@ -9,6 +9,7 @@ import numpy as np
 
 from kinone.autograd import increment_version, no_grad
 
+from . import _fused_cuda
 from .optimizer import Optimizer
 
 
@@ -83,6 +84,16 @@ class Adam(Optimizer):
             state["step"] += 1
             step = state["step"]
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            if type(param) is not np.ndarray and _fused_cuda.applies(param):
+                # The update below as one CuPy kernel (not run in CI; see `_fused_cuda.py`).
+                _fused_cuda.adam_update(
+                    param, grad, exp_avg, exp_avg_sq, state["max_exp_avg_sq"] if amsgrad else None,
+                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                    decoupled=self._decoupled_weight_decay, maximize=maximize,
+                    step_size=lr / (1 - beta1**step), bias_correction2_sqrt=math.sqrt(1 - beta2**step),
+                )
+                increment_version(p)
+                continue
 
             if weight_decay != 0 and self._decoupled_weight_decay:
                 param *= 1 - lr * weight_decay

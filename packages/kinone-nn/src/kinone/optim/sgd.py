@@ -6,7 +6,8 @@ import numpy as np
 
 from kinone.autograd import increment_version, no_grad
 
-from .optimizer import Optimizer
+from . import _fused_cuda
+from .optimizer import Optimizer, _empty_beside
 
 
 class SGD(Optimizer):
@@ -64,6 +65,9 @@ class SGD(Optimizer):
                     if grad is None:
                         continue
                     param = p.data
+                    if type(param) is not np.ndarray and _fused_cuda.applies(param):
+                        self._fused_update(p, grad, lr, momentum, dampening, weight_decay, nesterov, maximize)
+                        continue
                     direction = grad
                     if maximize or weight_decay != 0:
                         direction = self._scratch(param, 0)
@@ -102,3 +106,16 @@ class SGD(Optimizer):
                     param -= update
                     increment_version(p)
         return loss
+
+    def _fused_update(self, p, grad, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
+        """The update above as one CuPy kernel (not run in CI; see `_fused_cuda.py`)."""
+        buffer, first = None, False
+        if momentum != 0:
+            state = self._state_of(p)
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = _empty_beside(p.data, p.data.size).reshape(p.data.shape)
+                first = True
+        _fused_cuda.sgd_update(p.data, grad, buffer, lr=lr, momentum=momentum, dampening=dampening,
+                               weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, first=first)
+        increment_version(p)
