@@ -17,6 +17,11 @@ Two ways to compute it, chosen by the shapes, each with its own fused backward:
 Only the input and the weight are saved for backward, never the columns, which are kh·kw
 times the input: for every conv of a network that would be nine times its input's memory,
 held from forward to backward.
+
+Devices: the math is written once for NumPy and CuPy (`xp = get_array_module(x)` where arrays
+are created). Every step is a gather, a strided slice add or a GEMM, so results are
+deterministic on the GPU too: col2im sums one strided slice per kernel offset, never a
+scatter with atomics (`add.at`).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from kinone.autograd import Function, Tensor
+from kinone.autograd.backend import get_array_module
 
 
 class Conv2d(Function):
@@ -71,7 +76,7 @@ class Conv2d(Function):
         dilation, groups = attrs.get("dilation", (1, 1)), attrs.get("groups", 1)
         needs = ctx.needs_input_grad
         # A gradient broadcast from a sum has zero strides; matmul would not hand it to BLAS.
-        grad = np.ascontiguousarray(grad)
+        grad = get_array_module(grad).ascontiguousarray(grad)
         grad_b = grad.sum(axis=(0, 2, 3)) if len(needs) > 2 and needs[2] else None
         if ctx.depthwise:
             grad_x, grad_w = _depthwise_backward(ctx, grad, x, weight, stride, padding, dilation)
@@ -119,6 +124,7 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
     out_h, out_w = ctx.output_size
     group_in, group_out = channels // groups, out_channels // groups
     needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    xp = get_array_module(grad)
     grad_x = grad_w = None
     reach_h, reach_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
     if stride == (1, 1) and padding[0] <= reach_h and padding[1] <= reach_w:
@@ -134,7 +140,7 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
         g_cols = g_cols.reshape(n, groups, group_out * kh * kw, height * width)
         if needs_x:
             flipped = weight.reshape(groups, group_out, group_in, kh, kw)[..., ::-1, ::-1].swapaxes(1, 2)
-            grad_x = _weight_times_columns(np.ascontiguousarray(flipped).reshape(groups, group_in, -1), g_cols).reshape(x_shape)
+            grad_x = _weight_times_columns(xp.ascontiguousarray(flipped).reshape(groups, group_in, -1), g_cols).reshape(x_shape)
         if needs_w:
             x_rows = x.reshape(n, groups, group_in, height * width)
             correlation = _sum_of_products(x_rows, g_cols)  # (G, Cg, Og·kh·kw)
@@ -147,10 +153,11 @@ def _gemm_backward(ctx, grad, x, weight, stride, padding, dilation, groups):
         cols = cols.reshape(n, groups, -1, out_h * out_w)
         grad_w = _sum_of_products(g, cols).reshape(w_shape)
     if needs_x:
-        w_t = np.ascontiguousarray(weight.reshape(groups, group_out, -1).swapaxes(1, 2))
+        w_t = xp.ascontiguousarray(weight.reshape(groups, group_out, -1).swapaxes(1, 2))
         size = n * channels * kh * kw * out_h * out_w
         # Wᵀ·g has the shape of the columns of x, which are no longer needed: into the workspace.
-        d_cols = np.matmul(w_t, g, out=_workspace.take(size, grad.dtype).reshape(n, groups, -1, out_h * out_w))
+        workspace = _workspace.take(size, grad.dtype, xp)
+        d_cols = np.matmul(w_t, g, out=workspace.reshape(n, groups, -1, out_h * out_w))
         grad_x = col2im(d_cols.reshape(n, channels, kh, kw, out_h, out_w), x_shape, stride, padding, dilation)
     return grad_x, grad_w
 
@@ -187,9 +194,9 @@ class _PhasePlanes:
         # An offset's view of t images spans t blocks from its start: room past the last block.
         self.slack = max(self.starts)
 
-    def buffer(self, images, dtype):
-        """A zeroed flat buffer for `images` images."""
-        return np.zeros(images * self.block + self.slack, dtype=dtype)
+    def buffer(self, images, dtype, xp):
+        """A zeroed flat buffer for `images` images (xp: numpy or the CUDA module)."""
+        return xp.zeros(images * self.block + self.slack, dtype=dtype)
 
     def _phase_regions(self):
         """For each phase (a, b): the input rows and columns that land in it, as slices, and
@@ -254,8 +261,12 @@ def _weight_blocks(weight, plane):
     return np.broadcast_to(kernel, (*kernel.shape[:3], plane)).copy()
 
 
-def _image_tiles(n, image_bytes):
-    """Runs of whole images of about DEPTHWISE_TILE_BYTES each (at least one image)."""
+def _image_tiles(n, image_bytes, xp):
+    """Runs of whole images of about DEPTHWISE_TILE_BYTES each (at least one image); on a CUDA
+    device one run of the whole batch (tiling is for the CPU's cache, and on a GPU every tile
+    would cost kernel launches)."""
+    if xp is not np:
+        return [slice(0, n)], n
     step = min(n, max(1, DEPTHWISE_TILE_BYTES // max(1, image_bytes)))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)], step
 
@@ -268,13 +279,14 @@ def _depthwise_forward(x, weight, stride, padding, dilation, output_size):
     n, channels = x.shape[:2]
     out_channels, _, kh, kw = weight.shape
     multiplier = out_channels // channels
+    xp = get_array_module(x)
     planes = _PhasePlanes(x.shape, (kh, kw), stride, padding, dilation)
     blocks = _weight_blocks(weight.reshape(channels, multiplier, kh, kw), planes.plane)
-    tiles, step = _image_tiles(n, max(planes.block, out_channels * planes.plane) * x.itemsize)
-    flat = planes.buffer(step, x.dtype)
-    acc = np.empty((step, channels, multiplier, planes.plane), dtype=x.dtype)
-    term = np.empty_like(acc)
-    out = np.empty((n, out_channels, *output_size), dtype=x.dtype)
+    tiles, step = _image_tiles(n, max(planes.block, out_channels * planes.plane) * x.itemsize, xp)
+    flat = planes.buffer(step, x.dtype, xp)
+    acc = xp.empty((step, channels, multiplier, planes.plane), dtype=x.dtype)
+    term = xp.empty_like(acc)
+    out = xp.empty((n, out_channels, *output_size), dtype=x.dtype)
     for tile in tiles:
         images = tile.stop - tile.start
         planes.split(x[tile], flat)
@@ -295,22 +307,23 @@ def _depthwise_backward(ctx, grad, x, weight, stride, padding, dilation):
     out_channels, _, kh, kw = ctx.input_shapes[1]
     out_h, out_w = ctx.output_size
     multiplier = out_channels // channels
+    xp = get_array_module(grad)
     planes = _PhasePlanes(ctx.input_shapes[0], (kh, kw), stride, padding, dilation)
-    tiles, step = _image_tiles(n, max(planes.block, out_channels * planes.plane) * grad.itemsize)
+    tiles, step = _image_tiles(n, max(planes.block, out_channels * planes.plane) * grad.itemsize, xp)
     needs_x, needs_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     grad = grad.reshape(n, channels, multiplier, out_h, out_w)
     # g on the Hq x Wq grid, zero outside (OH, OW), so that grid positions the forward threw
     # away contribute nothing; only that region is rewritten from tile to tile.
-    g_grid = np.zeros((step, channels, multiplier, *planes.grid), dtype=grad.dtype)
+    g_grid = xp.zeros((step, channels, multiplier, *planes.grid), dtype=grad.dtype)
     grad_x = grad_w = None
     if needs_w:
-        x_flat = planes.buffer(step, grad.dtype)
-        grad_w = np.zeros((channels, multiplier, kh * kw), dtype=grad.dtype)
+        x_flat = planes.buffer(step, grad.dtype, xp)
+        grad_w = xp.zeros((channels, multiplier, kh * kw), dtype=grad.dtype)
     if needs_x:
-        grad_x = np.empty(ctx.input_shapes[0], dtype=grad.dtype)
+        grad_x = xp.empty(ctx.input_shapes[0], dtype=grad.dtype)
         blocks = _weight_blocks(weight.reshape(channels, multiplier, kh, kw), planes.plane)
-        dx_flat = planes.buffer(step, grad.dtype)
-        term = np.empty((step, channels, planes.plane), dtype=grad.dtype)
+        dx_flat = planes.buffer(step, grad.dtype, xp)
+        term = xp.empty((step, channels, planes.plane), dtype=grad.dtype)
     for tile in tiles:
         images = tile.stop - tile.start
         g_grid[:images, ..., :out_h, :out_w] = grad[tile]
@@ -329,12 +342,20 @@ def _depthwise_backward(ctx, grad, x, weight, stride, padding, dilation):
                 if multiplier == 1:
                     np.multiply(g[:, :, 0], blocks[k][:, 0], out=tile_term)
                 else:
-                    np.einsum("ncmp,cmp->ncp", g, blocks[k], out=tile_term)
+                    _einsum_into("ncmp,cmp->ncp", g, blocks[k], tile_term)
                 planes.offset(dx_flat, k, images)[...] += tile_term
             planes.merge(dx_flat, grad_x[tile])
     if needs_w:
         grad_w = grad_w.reshape(out_channels, 1, kh, kw)
     return grad_x, grad_w
+
+
+def _einsum_into(subscripts, a, b, out):
+    """einsum(subscripts, a, b) written into `out` (CuPy's einsum has no out=)."""
+    if type(out) is np.ndarray:
+        np.einsum(subscripts, a, b, out=out)
+    else:
+        out[...] = get_array_module(out).einsum(subscripts, a, b)
 
 
 def im2col(x_padded, kernel_size, stride, dilation, output_size, buffer=None):
@@ -351,14 +372,13 @@ def im2col(x_padded, kernel_size, stride, dilation, output_size, buffer=None):
     n, channels = x_padded.shape[:2]
     (kh, kw), (out_h, out_w) = kernel_size, output_size
     s_n, s_c, s_h, s_w = x_padded.strides
-    windows = as_strided(
+    windows = _strided_view(
         x_padded,
-        shape=(n, channels, kh, kw, out_h, out_w),
-        strides=(s_n, s_c, dilation[0] * s_h, dilation[1] * s_w, stride[0] * s_h, stride[1] * s_w),
-        writeable=False,
+        (n, channels, kh, kw, out_h, out_w),
+        (s_n, s_c, dilation[0] * s_h, dilation[1] * s_w, stride[0] * s_h, stride[1] * s_w),
     )
     if buffer is None:
-        cols = np.empty(windows.shape, dtype=x_padded.dtype)
+        cols = get_array_module(x_padded).empty(windows.shape, dtype=x_padded.dtype)
     else:
         cols = buffer[: windows.size].reshape(windows.shape)
     np.copyto(cols, windows)
@@ -366,11 +386,14 @@ def im2col(x_padded, kernel_size, stride, dilation, output_size, buffer=None):
 
 
 def col2im(cols, input_shape, stride, padding, dilation):
-    """The adjoint of im2col: scatter-add columns (N, C, kh, kw, OH, OW) back onto an
-    (N, C, H, W) array, one strided `+=` per kernel offset (no np.add.at: 3x slower)."""
+    """The adjoint of im2col: add columns (N, C, kh, kw, OH, OW) back onto an (N, C, H, W)
+    array, one strided `+=` per kernel offset (no np.add.at: 3x slower, and on a GPU a
+    scatter with atomics, whose float sums vary from run to run; each `+=` here is a plain
+    elementwise kernel, deterministic)."""
     n, channels, kh, kw, out_h, out_w = cols.shape
     height, width = input_shape[2:]
-    padded = np.zeros((n, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=cols.dtype)
+    xp = get_array_module(cols)
+    padded = xp.zeros((n, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             _offset_view(padded, i * dilation[0], j * dilation[1], stride, (out_h, out_w))[...] += cols[:, :, i, j]
@@ -383,7 +406,7 @@ def _columns(x, kernel_size, stride, padding, dilation, output_size):
     if _is_pointwise(kernel_size, stride, padding):
         return x.reshape(x.shape[0], x.shape[1], -1)
     size = x.shape[0] * x.shape[1] * kernel_size[0] * kernel_size[1] * output_size[0] * output_size[1]
-    buffer = _workspace.take(size, x.dtype)
+    buffer = _workspace.take(size, x.dtype, get_array_module(x))
     return im2col(_pad(x, padding), kernel_size, stride, dilation, output_size, buffer)
 
 
@@ -399,9 +422,12 @@ class _Workspace(threading.local):
 
     buffer = None
 
-    def take(self, size, dtype):
-        """A flat array of `size` elements of `dtype`, contents undefined."""
+    def take(self, size, dtype, xp=np):
+        """A flat array of `size` elements of `dtype`, contents undefined. On a CUDA device
+        (xp not numpy) a fresh array: CuPy's memory pool already reuses its blocks."""
         dtype = np.dtype(dtype)
+        if xp is not np:
+            return xp.empty(size, dtype=dtype)
         if size * dtype.itemsize > WORKSPACE_MAX_BYTES:
             return np.empty(size, dtype=dtype)
         if self.buffer is None or self.buffer.dtype != dtype or self.buffer.size < size:
@@ -426,12 +452,20 @@ def _offset_view(a, row, col, stride, output_size):
     ]
 
 
+def _strided_view(a, shape, strides):
+    """A read-only (on the CPU) strided view of `a`: NumPy's or the CUDA module's as_strided
+    (CuPy's takes no writeable=)."""
+    if type(a) is np.ndarray:
+        return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides, writeable=False)
+    return get_array_module(a).lib.stride_tricks.as_strided(a, shape, strides)
+
+
 def _pad(x, padding):
     """x (..., H, W) with `padding` (ph, pw) zeros on both sides of H and W (x itself if none)."""
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    padded = np.zeros((*x.shape[:-2], x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), dtype=x.dtype)
+    padded = get_array_module(x).zeros((*x.shape[:-2], x.shape[-2] + 2 * ph, x.shape[-1] + 2 * pw), dtype=x.dtype)
     padded[..., ph : ph + x.shape[-2], pw : pw + x.shape[-1]] = x
     return padded
 
@@ -440,7 +474,7 @@ def _crop(padded, padding, size):
     ph, pw = padding
     if ph == 0 and pw == 0:
         return padded
-    return np.ascontiguousarray(padded[..., ph : ph + size[0], pw : pw + size[1]])
+    return get_array_module(padded).ascontiguousarray(padded[..., ph : ph + size[0], pw : pw + size[1]])
 
 
 def _check_shapes(x, weight, bias, stride, padding, dilation, groups):

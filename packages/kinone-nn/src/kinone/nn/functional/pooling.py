@@ -5,6 +5,11 @@ Max and average pooling loop over the kh·kw kernel offsets: each offset is one 
 of the input (held as its stride phases, so that views have unit-stride rows), and a step is
 one vectorised op over all windows at once (no np.add.at, no loop over pixels). Adaptive average pooling is a product with two small averaging
 matrices, with fast paths for evenly dividing sizes and for global pooling.
+
+Devices: the math is written once for NumPy and CuPy (`xp = get_array_module(x)` where arrays
+are created; host-built constants, the averaging matrices and divisors, are moved to the
+input's device). Gradients are strided slice adds, one per kernel offset: deterministic on the
+GPU too (no scatter with atomics).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinone.autograd import Function, Tensor
+from kinone.autograd.backend import as_array, get_array_module
 
 
 class MaxPool2d(Function):
@@ -25,7 +31,7 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, *, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
         output_size = _check_pool_input("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
-        out = np.full((*x.shape[:2], *output_size), -np.inf, dtype=x.dtype)
+        out = get_array_module(x).full((*x.shape[:2], *output_size), -np.inf, dtype=x.dtype)
         x_phases = _StridePhases.split(x, stride)
         for out_part, x_part in _window_parts(x.shape[2:], kernel_size, stride, padding, dilation, output_size):
             np.maximum(out[out_part], x_phases.view(x_part), out=out[out_part])
@@ -51,10 +57,11 @@ class MaxPool2d(Function):
             attrs.get("dilation", (1, 1)),
             ctx.output_size,
         )
-        grad_x = _StridePhases.zeros(shape, attrs["stride"], grad.dtype)
-        taken = np.zeros(out.shape, dtype=bool)
-        is_max = np.empty(out.shape, dtype=bool)
-        routed = np.empty(out.shape, dtype=grad.dtype)
+        xp = get_array_module(grad)
+        grad_x = _StridePhases.zeros(shape, attrs["stride"], grad.dtype, xp)
+        taken = xp.zeros(out.shape, dtype=bool)
+        is_max = xp.empty(out.shape, dtype=bool)
+        routed = xp.empty(out.shape, dtype=grad.dtype)
         for out_part, x_part in parts:
             hit, claimed, share = is_max[out_part], taken[out_part], routed[out_part]
             np.equal(x.view(x_part), out[out_part], out=hit)
@@ -62,7 +69,9 @@ class MaxPool2d(Function):
             claimed |= hit
             np.multiply(grad[out_part], hit, out=share)
             grad_x.view(x_part)[...] += share
-        if not taken.all():
+        # On a CUDA device the NaN pass always runs (it routes nothing when every window was
+        # claimed): reading taken.all() back would make the host wait for the GPU.
+        if xp is not np or not taken.all():
             # Only windows whose maximum is NaN are left (NaN equals nothing): PyTorch's kernel
             # takes every NaN it meets, so the gradient goes to the window's last NaN.
             for out_part, x_part in reversed(parts):
@@ -89,14 +98,18 @@ class AvgPool2d(Function):
         ctx, x, *, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_include_pad=True, divisor_override=None
     ):
         output_size = _check_pool_input("avg_pool2d", x, kernel_size, stride, padding, (1, 1), ceil_mode)
-        out = np.zeros((*x.shape[:2], *output_size), dtype=x.dtype)
+        out = get_array_module(x).zeros((*x.shape[:2], *output_size), dtype=x.dtype)
         x_phases = _StridePhases.split(x, stride)
         for out_part, x_part in _window_parts(x.shape[2:], kernel_size, stride, padding, (1, 1), output_size):
             out[out_part] += x_phases.view(x_part)
         divisor = _avg_divisor(
             x.shape[2:], kernel_size, stride, padding, output_size, count_include_pad, divisor_override
         )
-        out /= divisor.astype(x.dtype) if isinstance(divisor, np.ndarray) else x.dtype.type(divisor)
+        if isinstance(divisor, int):
+            out /= x.dtype.type(divisor)
+        else:  # a divisor per output, built on the host: moved to x's device once
+            divisor = as_array(divisor.astype(x.dtype), like=x)
+            out /= divisor
         ctx.output_size, ctx.divisor, ctx.input_shape = output_size, divisor, x.shape
         return out
 
@@ -104,8 +117,11 @@ class AvgPool2d(Function):
     def backward(ctx, grad):
         attrs = ctx.attrs
         divisor, input_shape = ctx.divisor, ctx.input_shape
-        scaled = grad / (divisor.astype(grad.dtype) if isinstance(divisor, np.ndarray) else grad.dtype.type(divisor))
-        grad_x = _StridePhases.zeros(input_shape, attrs["stride"], grad.dtype)
+        if isinstance(divisor, int):
+            scaled = grad / grad.dtype.type(divisor)
+        else:
+            scaled = grad / divisor.astype(grad.dtype, copy=False)
+        grad_x = _StridePhases.zeros(input_shape, attrs["stride"], grad.dtype, get_array_module(grad))
         parts = _window_parts(
             input_shape[2:],
             attrs["kernel_size"],
@@ -147,7 +163,8 @@ class AdaptiveAvgPool2d(Function):
             ctx.mode = "tiled"
             return x.reshape(n, channels, out_h, height // out_h, out_w, width // out_w).mean(axis=(3, 5))
         ctx.mode = "matrices"
-        rows, cols = averaging_matrix(height, out_h, x.dtype), averaging_matrix(width, out_w, x.dtype)
+        rows = as_array(averaging_matrix(height, out_h, x.dtype), like=x)
+        cols = as_array(averaging_matrix(width, out_w, x.dtype), like=x)
         ctx.save_for_backward(rows, cols)
         # Width first, as one (N·C·H, W) x (W, OW) GEMM, then height.
         y = (x.reshape(-1, width) @ cols.T).reshape(n, channels, height, out_w)
@@ -158,7 +175,7 @@ class AdaptiveAvgPool2d(Function):
         n, channels, height, width = ctx.input_shape
         out_h, out_w = grad.shape[2:]
         if ctx.mode == "global":
-            grad_x = np.empty(ctx.input_shape, dtype=grad.dtype)
+            grad_x = get_array_module(grad).empty(ctx.input_shape, dtype=grad.dtype)
             grad_x[...] = grad / grad.dtype.type(height * width)
             return grad_x
         if ctx.mode == "tiled":
@@ -166,7 +183,8 @@ class AdaptiveAvgPool2d(Function):
             scaled = (grad / grad.dtype.type(kh * kw))[:, :, :, None, :, None]
             return np.broadcast_to(scaled, (n, channels, out_h, kh, out_w, kw)).reshape(ctx.input_shape)
         rows, cols = ctx.saved
-        g = (np.ascontiguousarray(grad).reshape(-1, out_w) @ cols).reshape(n, channels, out_h, width)
+        grad = get_array_module(grad).ascontiguousarray(grad)
+        g = (grad.reshape(-1, out_w) @ cols).reshape(n, channels, out_h, width)
         return np.matmul(rows.T, g)
 
 
@@ -355,17 +373,18 @@ class _StridePhases:
         self.phases, self.shape, self.stride = phases, shape, stride
 
     @classmethod
-    def zeros(cls, shape, stride, dtype):
+    def zeros(cls, shape, stride, dtype, xp):
+        """Zeros of `shape` held as phases, on xp's device (numpy or the CUDA module)."""
         if stride == (1, 1):
-            return cls(np.zeros(shape, dtype=dtype), shape, stride)
+            return cls(xp.zeros(shape, dtype=dtype), shape, stride)
         grid = (-(-shape[2] // stride[0]), -(-shape[3] // stride[1]))
-        return cls(np.zeros((*stride, *shape[:2], *grid), dtype=dtype), shape, stride)
+        return cls(xp.zeros((*stride, *shape[:2], *grid), dtype=dtype), shape, stride)
 
     @classmethod
     def split(cls, x, stride):
         if stride == (1, 1):
             return cls(x, x.shape, stride)
-        phases = cls.zeros(x.shape, stride, x.dtype)
+        phases = cls.zeros(x.shape, stride, x.dtype, get_array_module(x))
         for a in range(stride[0]):
             for b in range(stride[1]):
                 part = x[:, :, a :: stride[0], b :: stride[1]]
@@ -387,7 +406,8 @@ class _StridePhases:
         """The array as one (N, C, H, W) array."""
         if self.stride == (1, 1):
             return self.phases
-        (sh, sw), merged = self.stride, np.empty(self.shape, dtype=self.phases.dtype)
+        sh, sw = self.stride
+        merged = get_array_module(self.phases).empty(self.shape, dtype=self.phases.dtype)
         for a in range(sh):
             for b in range(sw):
                 part = merged[:, :, a::sh, b::sw]
