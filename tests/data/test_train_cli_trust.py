@@ -301,3 +301,27 @@ def test_a_name_listed_twice_is_reported_in_one_line_and_used_once(data, tmp_pat
     warning_lines = [line for line in err.splitlines() if "more than once" in line]
     assert len(warning_lines) == 1 and warning_lines[0].startswith("kinone-train: warning:") and names[0] in warning_lines[0]
     assert read_run(tmp_path / "run")["config"]["test_images"] == len(names)
+
+
+# ---------------------------------------------------------------------- --device
+def test_device_cuda_without_a_gpu_is_a_usage_error(sample, tmp_path, capsys):
+    from kinone.autograd import backend
+
+    if backend.cuda_is_available():
+        pytest.skip("a CUDA device is available here")
+    assert train(sample, tmp_path / "run", "--device", "cuda") == 2
+    assert "--device cuda" in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_on_the_standin_cuda_device_records_it_and_resumes_on_the_cpu(sample, tmp_path, capsys):
+    from kinone.autograd import backend
+
+    run = tmp_path / "run"
+    with backend.use_standin_cuda():
+        assert train(sample, run, "--device", "cuda", "--max-steps", "2", "--no-check-images") == 0
+    assert read_run(run)["config"]["device"] == "cuda"
+    assert "on cuda" in capsys.readouterr().out
+    # The checkpoint holds host arrays: the run continues on the CPU.
+    assert main(["--run-dir", str(run), "--resume", "--no-progress", "--max-steps", "3", "--device", "cpu"]) == 0
+    assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2, 3]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from kinone import models, optim
-from kinone.autograd import Tensor, manual_seed
+from kinone.autograd import Tensor, backend, manual_seed
 from kinone.nn import functional as F
 from kinone.nn.serialization import atomic_write, load_with_metadata
 from kinone.train import Trainer, TrainingInterrupted, load_checkpoint, mean_auroc, per_class_auroc
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {d['lr']})")
     add("--optimizer", choices=("sgd", "adam", "adamw"), help=f"(default {d['optimizer']})")
     add("--weight-decay", type=float, help=f"(default {d['weight_decay']})")
+    add("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+        help="where to train: cpu (default), cuda (CuPy and a GPU), or auto (cuda when available)")
     add("--num-workers", type=int, help=f"data-loading processes (default {d['num_workers']}: load in this process)")
     add("--run-dir", type=Path, help="the run directory (default runs/<model>-<time>, runs/sample-<model>-<time> with --sample)")
     add("--seed", type=int, help=f"(default {d['seed']})")
@@ -133,9 +135,21 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     if args.model not in models.list_models():
         raise UsageError(f"unknown --model {args.model!r}; choose one of {', '.join(models.list_models())}")
     _check_numbers(args)
+    args.device = resolve_device(args.device)
     if args.run_dir is None:
         args.run_dir = Path("runs") / f"{'sample-' if args.sample else ''}{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     return args
+
+
+def resolve_device(choice: str) -> str:
+    """--device: "auto" is cuda when CuPy sees a GPU; "cuda" without one is a usage error."""
+    available = backend.cuda_is_available()
+    if choice == "auto":
+        return "cuda" if available else "cpu"
+    if choice == "cuda" and not available:
+        raise UsageError("--device cuda: no CUDA device is usable (CuPy not installed, or no GPU); "
+                         "install kinone-autograd[cuda12] or [cuda13] on a GPU machine, or use --device cpu")
+    return choice
 
 
 def _check_numbers(args) -> None:
@@ -429,13 +443,13 @@ def run(args) -> int:
                           drop_last=split == "train" and len(data) > args.batch_size, seed=args.seed)
         for split, data in datasets.items()
     }
-    model = build_model(args)
+    model = build_model(args).to(args.device)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     # The schedule spans all epochs whatever --max-steps says, so a run stopped early and
     # resumed follows the same learning-rate curve as one that never stopped.
     total_steps = args.epochs * len(loaders["train"])
     scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(total_steps, 1), pct_start=0.2)
-    pos_weight = Tensor(datasets["train"].pos_weight().astype(np.float32))
+    pos_weight = Tensor(datasets["train"].pos_weight().astype(np.float32)).to(args.device)
 
     def loss_fn(logits, target):
         return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
@@ -446,13 +460,13 @@ def run(args) -> int:
                   test_images=len(datasets["test"]))
     print(f"{args.model}: {model.num_parameters():,} parameters; {len(datasets['train'])} train / "
           f"{len(datasets['val'])} val / {len(datasets['test'])} test images at {args.image_size}x{args.image_size}; "
-          f"run directory {args.run_dir}", flush=True)
+          f"on {args.device}; run directory {args.run_dir}", flush=True)
     trainer = Trainer(model, optimizer, loss_fn, loaders["train"], loaders["val"], run_dir=args.run_dir,
                       epochs=args.epochs, scheduler=scheduler, metrics={"mean_auroc": mean_auroc, "auroc": per_class_auroc},
                       best_metric="mean_auroc", max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
                       grad_norm_every=50, config=config, model_name=args.model, progress=progress_bar(show_progress),
                       callbacks=[] if show_progress else [_print_progress(len(loaders["train"]))],
-                      epoch_callbacks=[_print_validation(args.epochs)])
+                      epoch_callbacks=[_print_validation(args.epochs)], device=args.device)
     args.run_started = True
     if args.resume:
         progress = read_checkpoint_progress(trainer.latest_path)

@@ -35,8 +35,11 @@ from .checkpoint import capture_rng_state, load_training_state, restore_rng_stat
 from .run_log import RunWriter
 
 
-def _as_tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+def _as_tensor(x, device=None):
+    """A batch part as a Tensor on `device` (host arrays are copied there, as PyTorch's
+    `batch.to(device)`)."""
+    t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    return t if device is None else t.to(device)
 
 
 def _current_lr(optimizer) -> float:
@@ -89,6 +92,7 @@ class Trainer:
         progress: Callable | None = None,
         callbacks: Iterable[Callable] = (),
         epoch_callbacks: Iterable[Callable] = (),
+        device=None,
     ):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
@@ -107,6 +111,8 @@ class Trainer:
         self.progress = progress or (lambda iterable, **kwargs: iterable)
         self.callbacks = list(callbacks)
         self.epoch_callbacks = list(epoch_callbacks)
+        # Batches go where the model is (PyTorch's loop does `batch.to(device)` by hand).
+        self.device = device if device is not None else _model_device(model)
         self.resumed_from: dict | None = None
         self.latest_path = self.run_dir / "checkpoints" / "latest.npz"
         self.best_path = self.run_dir / "checkpoints" / "best.npz"
@@ -128,13 +134,13 @@ class Trainer:
         total_loss, count, scores, targets = 0.0, 0, [], []
         with no_grad():
             for inputs, target in self.progress(data, desc="validate", leave=False):
-                inputs, target = _as_tensor(inputs), _as_tensor(target)
+                inputs, target = _as_tensor(inputs, self.device), _as_tensor(target, self.device)
                 output = self.model(inputs)
                 n = len(target)
                 total_loss += float(self.loss_fn(output, target).item()) * n
                 count += n
-                scores.append(output.data)
-                targets.append(target.data)
+                scores.append(output.numpy())  # metrics are computed on the host
+                targets.append(target.numpy())
         if count == 0:
             return {}
         results = {"loss": total_loss / count}
@@ -271,7 +277,7 @@ class Trainer:
                 raise TrainingInterrupted(state.epoch, 0 if epoch_finished else batch, state.step)
 
     def _train_step(self, state: "_Progress", writer: RunWriter, inputs, target) -> tuple[float, int]:
-        inputs, target = _as_tensor(inputs), _as_tensor(target)
+        inputs, target = _as_tensor(inputs, self.device), _as_tensor(target, self.device)
         loss = self.loss_fn(self.model(inputs), target)
         self.optimizer.zero_grad()
         loss.backward()
@@ -286,6 +292,13 @@ class Trainer:
 
     def _done(self, step: int) -> bool:
         return self.max_steps is not None and step >= self.max_steps
+
+
+def _model_device(model):
+    parameters = model.parameters() if hasattr(model, "parameters") else ()
+    for p in parameters:
+        return p.device
+    return None
 
 
 class TrainingInterrupted(KeyboardInterrupt):

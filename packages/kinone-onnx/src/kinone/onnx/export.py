@@ -103,8 +103,7 @@ def _as_inputs(example_input) -> tuple:
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     tensors = []
     for i, x in enumerate(examples):
-        if not isinstance(x, Tensor):
-            x = Tensor(np.asarray(x))
+        x = (x if isinstance(x, Tensor) else Tensor(x)).cpu()
         if x.ndim == 0:
             raise ExportError(f"kinone.onnx.export: example input {i} is a scalar; inputs need a batch dim")
         tensors.append(x)
@@ -139,9 +138,32 @@ def _missing_converter(function: type, scope: str, kind: str) -> ExportError:
     )
 
 
+@contextmanager
+def on_cpu(model):
+    """Inside the block the model is on the CPU: a model on a GPU is moved there (in place, as
+    `Module.to` does) and moved back after. An ONNX file holds host arrays; tracing on the CPU
+    keeps the exporter free of device code."""
+    parameters = model.parameters() if hasattr(model, "parameters") else ()
+    device = next((p.device for p in parameters), None)
+    if device is None or device.type == "cpu":
+        yield model
+        return
+    model.to("cpu")
+    try:
+        yield model
+    finally:
+        model.to(device)
+
+
 def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("input",),
                 output_names=("output",), dynamic_batch: bool = True, dynamic_size: bool = False) -> onnx.ModelProto:
-    """The checked ONNX `ModelProto` that `export` writes (see `export`), without writing it."""
+    """The checked ONNX `ModelProto` that `export` writes (see `export`), without writing it.
+    A model on a GPU is traced on the CPU (`on_cpu`)."""
+    with on_cpu(model):
+        return _build_model(model, example_input, opset, input_names, output_names, dynamic_batch, dynamic_size)
+
+
+def _build_model(model, example_input, opset, input_names, output_names, dynamic_batch, dynamic_size) -> onnx.ModelProto:
     opset = _check_opset(opset)
     inputs = _as_inputs(example_input)
     input_names = _check_names("input", input_names, len(inputs))

@@ -17,7 +17,7 @@ import numpy as np
 
 from kinone.autograd import Tensor, no_grad
 
-from .export import draw_like, eval_mode
+from .export import draw_like, eval_mode, on_cpu
 
 
 class VerificationError(AssertionError):
@@ -51,7 +51,7 @@ def _as_runs(inputs) -> list[tuple[np.ndarray, ...]]:
     """One batch (an array/Tensor, or a tuple of them for several model inputs) or a list of batches."""
     def one(batch):
         parts = batch if isinstance(batch, tuple) else (batch,)
-        return tuple(np.asarray(p.data if isinstance(p, Tensor) else p) for p in parts)
+        return tuple(p.numpy() if isinstance(p, Tensor) else np.asarray(p) for p in parts)
 
     if isinstance(inputs, list):
         return [one(b) for b in inputs]
@@ -83,7 +83,7 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> Verif
     if any(any(dims) for dims in symbolic):  # a graph for any batch (or image) size: try another
         runs.append(_another_size(runs[0], symbolic))
     report = VerifyReport()
-    with eval_mode(model):
+    with on_cpu(model), eval_mode(model):
         for r, run in enumerate(runs):
             if len(run) != len(input_names):
                 raise ValueError(f"kinone.onnx.verify: {path} takes {len(input_names)} inputs {input_names}, got {len(run)}")
