@@ -363,3 +363,13 @@ def test_the_standin_refuses_what_cupy_refuses(standin):
         xp.maximum.reduce(x)
     assert float(xp.add.reduce(x)) == 3.0
     assert host(ag.Tensor(xp.multiply.accumulate(x))).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_standin_generator_has_cupys_methods_only(standin):
+    rng = ag.default_generator("cuda")
+    assert ag.Tensor(rng.standard_normal((2, 3), dtype=np.float32)).device == CUDA
+    assert rng.uniform(-1.0, 1.0, (4,), dtype=np.float32).dtype == np.float32
+    with pytest.raises(AttributeError, match="has no attribute 'normal'"):
+        rng.normal(0.0, 1.0, (2,))
+    with pytest.raises(AttributeError, match="has no attribute 'permutation'"):
+        rng.permutation(3)

@@ -299,15 +299,30 @@ def _as_strided(x, shape=None, strides=None, **kwargs):
 lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
 
 
+# cupy.random.Generator's methods in CuPy 14 (cupy/random/_generator_api.pyx): no `normal`,
+# `choice`, `permutation` or `shuffle`, which NumPy's Generator has.
+_GENERATOR_METHODS = {
+    "random", "uniform", "integers", "beta", "chisquare", "dirichlet", "exponential", "f", "geometric",
+    "hypergeometric", "logseries", "standard_exponential", "poisson", "power", "standard_normal", "gamma",
+    "standard_gamma", "binomial",
+}
+
+
 class _Generator:
-    """A per-device generator (cupy.random.Generator's surface used by Kinone)."""
+    """A per-device generator with cupy.random.Generator's methods (NumPy's draws, as stand-in arrays)."""
 
     def __init__(self, seed=None):
         self._rng = np.random.default_rng(seed)
 
     def __getattr__(self, name):
+        if name not in _GENERATOR_METHODS:
+            raise AttributeError(f"'cupy.random.Generator' object has no attribute {name!r} (stand-in: as CuPy 14)")
         method = getattr(self._rng, name)
         return lambda *args, **kwargs: _wrap(method(*args, **kwargs))
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=np.float64):
+        """CuPy's uniform takes a dtype (NumPy's does not)."""
+        return _wrap(np.asarray(self._rng.uniform(low, high, size)).astype(dtype, copy=False))
 
     @property
     def bit_generator(self):
