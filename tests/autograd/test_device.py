@@ -361,6 +361,8 @@ def test_the_standin_refuses_what_cupy_refuses(standin):
         xp.maximum.accumulate(x)
     with pytest.raises(NotImplementedError, match="maximum.reduce"):
         xp.maximum.reduce(x)
+    with pytest.raises(NotImplementedError, match="maximum.accumulate"):
+        np.maximum.accumulate(x)  # through __array_ufunc__, as CuPy's
     assert float(xp.add.reduce(x)) == 3.0
     assert host(ag.Tensor(xp.multiply.accumulate(x))).tolist() == [1.0, 1.0, 1.0]
 
@@ -373,3 +375,15 @@ def test_the_standin_generator_has_cupys_methods_only(standin):
         rng.normal(0.0, 1.0, (2,))
     with pytest.raises(AttributeError, match="has no attribute 'permutation'"):
         rng.permutation(3)
+
+
+def test_the_standin_refuses_numpy_functions_that_cupy_lacks(standin):
+    xp = backend.cuda_module()
+    x = xp.ones(3)
+    with pytest.raises(TypeError, match=r"returned NotImplemented from __array_ufunc__\(<ufunc 'spacing'>"):
+        np.spacing(x)
+    with pytest.raises(TypeError, match="no implementation found for 'numpy.insert'"):
+        np.insert(x, 0, 1.0)
+    with pytest.raises(AttributeError, match="module 'cupy' has no attribute 'geomspace'"):
+        xp.geomspace(1, 10, 3)
+    assert host(ag.Tensor(np.concatenate([x, x]))).shape == (6,)  # what CuPy has still dispatches

@@ -24,6 +24,16 @@ _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
 _SEQUENCE_REFUSED = {"prod", "sum", "mean", "max", "min", "amax", "amin", "any", "all", "cumsum", "argmax",
                      "argmin", "std", "var"}
+# NumPy functions that CuPy does not have (NumPy 2's top-level functions missing from CuPy's
+# cupy/__init__.py): `xp.name` is an AttributeError and `np.name(device_array)` finds no
+# implementation (CuPy's __array_function__ returns NotImplemented for them), as on a GPU.
+_NOT_IN_CUPY = frozenset({
+    "asmatrix", "block", "bmat", "busday_count", "busday_offset", "datetime_as_string", "datetime_data",
+    "einsum_path", "frompyfunc", "fromregex", "geomspace", "getbufsize", "geterr", "geterrcall",
+    "histogram_bin_edges", "insert", "is_busday", "isnat", "matvec", "nanpercentile", "nanquantile",
+    "nested_iters", "polyder", "polydiv", "polyint", "setbufsize", "seterr", "seterrcall", "spacing",
+    "unstack", "vecdot", "vecmat",
+})
 # Functions that copy host data onto the device, as cupy.asarray does.
 _FROM_HOST = {"asarray", "array", "asanyarray", "ascontiguousarray", "full", "full_like", "zeros", "ones",
               "empty", "zeros_like", "ones_like", "empty_like", "arange", "linspace", "eye", "identity"}
@@ -91,10 +101,15 @@ class ndarray(NDArrayOperatorsMixin):
         raise TypeError(_IMPLICIT)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc.__name__ in _NOT_IN_CUPY:
+            return NotImplemented  # NumPy then raises TypeError, as CuPy finds no such ufunc
+        _check_ufunc_method(ufunc.__name__, method)
         return _call(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types_, args, kwargs):
         name = func.__name__
+        if func.__module__ == "numpy" and name in _NOT_IN_CUPY:
+            return NotImplemented  # NumPy then raises TypeError: no implementation found
         if name == "einsum" and kwargs.get("out") is not None:
             raise TypeError("einsum: CuPy's einsum has no out= argument")
         args = _unwrap(args, name)
@@ -223,9 +238,11 @@ class _Ufunc:
 
     def __getattr__(self, method):
         if method in ("reduce", "accumulate", "at", "outer", "reduceat"):
-            if method != "outer" and self.__name__ not in _UFUNC_METHODS[method]:
-                return _not_in_cupy(f"{self.__name__}.{method}")
-            return lambda *args, **kwargs: _call(self._ufunc, method, args, kwargs)
+            def call(*args, **kwargs):
+                _check_ufunc_method(self.__name__, method)
+                return _call(self._ufunc, method, args, kwargs)
+
+            return call
         return getattr(self._ufunc, method)
 
 
@@ -239,11 +256,10 @@ _UFUNC_METHODS = {
 }
 
 
-def _not_in_cupy(where: str):
-    def refuse(*args, **kwargs):
-        raise NotImplementedError(f"`{where}` is not supported yet (CuPy 14 has no such ufunc method)")
-
-    return refuse
+def _check_ufunc_method(name: str, method: str) -> None:
+    """Raise as CuPy's ufunc does for a method it does not implement for this ufunc."""
+    if method in _UFUNC_METHODS and name not in _UFUNC_METHODS[method]:
+        raise NotImplementedError(f"`{name}.{method}` is not supported yet (CuPy 14 has no such ufunc method)")
 
 
 def _call(ufunc, method, args, kwargs):
@@ -356,6 +372,8 @@ cuda = types.SimpleNamespace(
 
 
 def __getattr__(name):
+    if name in _NOT_IN_CUPY:
+        raise AttributeError(f"module 'cupy' has no attribute {name!r} (stand-in: NumPy has it, CuPy does not)")
     value = getattr(np, name)
     if isinstance(value, np.ufunc):
         return _Ufunc(value)
