@@ -387,3 +387,13 @@ def test_the_standin_refuses_numpy_functions_that_cupy_lacks(standin):
     with pytest.raises(AttributeError, match="module 'cupy' has no attribute 'geomspace'"):
         xp.geomspace(1, 10, 3)
     assert host(ag.Tensor(np.concatenate([x, x]))).shape == (6,)  # what CuPy has still dispatches
+
+
+def test_the_standin_flags_are_cupys(standin):
+    x = backend.cuda_module().ones((2, 3))
+    assert x.flags.c_contiguous and x.flags.owndata and x.flags["C_CONTIGUOUS"]
+    assert not x[:, 1:].flags.owndata and not x.T.flags.c_contiguous
+    with pytest.raises(AttributeError):
+        x.flags.writeable  # CuPy's flags have no writeable
+    with pytest.raises(KeyError, match="WRITEABLE is not defined for cupy.ndarray.flags"):
+        x.flags["WRITEABLE"]

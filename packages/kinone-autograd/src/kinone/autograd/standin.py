@@ -159,7 +159,8 @@ class ndarray(NDArrayOperatorsMixin):
 
     @property
     def flags(self):
-        return self._a.flags
+        flags = self._a.flags
+        return _Flags(flags.c_contiguous, flags.f_contiguous, flags.owndata)
 
     @property
     def base(self):
@@ -223,6 +224,29 @@ class ndarray(NDArrayOperatorsMixin):
 
     def __reduce__(self):
         raise TypeError("stand-in CUDA arrays cannot be pickled; use .get()")
+
+
+class _Flags:
+    """CuPy's ndarray.flags: C_CONTIGUOUS, F_CONTIGUOUS and OWNDATA only (no `writeable`)."""
+
+    __slots__ = ("c_contiguous", "f_contiguous", "owndata")
+
+    def __init__(self, c_contiguous, f_contiguous, owndata):
+        self.c_contiguous, self.f_contiguous, self.owndata = c_contiguous, f_contiguous, owndata
+
+    @property
+    def fnc(self):
+        return self.f_contiguous and not self.c_contiguous
+
+    @property
+    def forc(self):
+        return self.f_contiguous or self.c_contiguous
+
+    def __getitem__(self, name):
+        names = {"C_CONTIGUOUS": "c_contiguous", "F_CONTIGUOUS": "f_contiguous", "OWNDATA": "owndata"}
+        if name not in names:
+            raise KeyError(f"{name} is not defined for cupy.ndarray.flags")
+        return getattr(self, names[name])
 
 
 # ---------------------------------------------------------------------- the module surface
