@@ -163,7 +163,7 @@ class Optimizer:
             raise ValueError(
                 f"{type(self).__name__}: a parameter of shape {p.data.shape} has a gradient of shape {grad.shape}"
             )
-        if not _same_device(grad, p.data):
+        if type(grad) is not type(p.data) or not _same_device(grad, p.data):  # the first test: the CPU's fast path
             raise ValueError(
                 f"{type(self).__name__}: a parameter of shape {p.data.shape} on {backend.device_of(p.data)} "
                 f"has a gradient on {backend.device_of(grad)}; move both with Module.to(device)"
@@ -173,10 +173,12 @@ class Optimizer:
     def _state_of(self, p: Tensor) -> dict:
         """`self.state[p]`, its arrays first moved onto `p`'s device if `p` has moved since
         they were made (`Module.to` after some steps)."""
-        state = self.state[p]
+        state, param = self.state[p], p.data
         for key, value in state.items():
-            if not isinstance(value, numbers.Number) and not _same_device(value, p.data):
-                state[key] = backend.to_device(value, backend.device_of(p.data))
+            if type(value) is type(param) and (type(param) is np.ndarray or _same_device(value, param)):
+                continue  # in place (tested without a call: this runs for every parameter at every step)
+            if type(value) is not int and not isinstance(value, numbers.Number):
+                state[key] = backend.to_device(value, backend.device_of(param))
         return state
 
     def _scratch(self, like: np.ndarray, slot: int = 0) -> np.ndarray:
