@@ -61,6 +61,8 @@ def _float32(inputs):
 
 @pytest.mark.parametrize("function, sample", [(cls, s) for cls, _, s in CASES], ids=IDS)
 def test_function_float32_on_the_gpu_matches_the_cpu(function, sample):
+    if function.__name__ == "Dropout" and not STANDIN:
+        pytest.skip("CuPy's generator draws other numbers than NumPy's (the float64 gradcheck covers Dropout)")
     device_parity(sample[0], _float32(sample[1]), rtol=1e-5, atol=1e-6)
 
 
