@@ -6,6 +6,10 @@ dL/dxᵢ[j] ≈ (L(xᵢ[j] + ε) - L(xᵢ[j] - ε)) / 2ε for every element j (i
 `max_full_elements`), or, for larger inputs, along `directions` random unit vectors u:
 (L(x + εu) - L(x - εu)) / 2ε ≈ Σ dL/dx · u. An element passes when
 |analytic - numerical| <= atol + rtol·|numerical|.
+
+Inputs on a CUDA device are checked there: their float64 copies stay on the device, elements
+are perturbed by writing Python floats into the device array, v and u are drawn on the host
+and copied over, and only scalars and the gradients come back to the host for comparison.
 """
 
 from __future__ import annotations
