@@ -48,10 +48,10 @@ def _median_time(step, sync, warmup: int, repeat: int) -> float:
 
 def kinone_step(name: str, batch: int, size: int, tf32: bool):
     from kinone import models, optim
-    from kinone.autograd import Tensor, backend, manual_seed
+    from kinone.autograd import Tensor, cuda, manual_seed
     from kinone.nn import functional as F
 
-    backend.set_allow_tf32(tf32) if hasattr(backend, "set_allow_tf32") else None
+    cuda.set_allow_tf32(tf32)
     manual_seed(0)
     model = models.get_model(name, num_classes=14).to("cuda")
     optimizer = optim.SGD(model.parameters(), lr=0.0, momentum=0.9, weight_decay=1e-4)

@@ -397,3 +397,14 @@ def test_the_standin_flags_are_cupys(standin):
         x.flags.writeable  # CuPy's flags have no writeable
     with pytest.raises(KeyError, match="WRITEABLE is not defined for cupy.ndarray.flags"):
         x.flags["WRITEABLE"]
+
+
+def test_tf32_is_off_by_default_and_switches_without_a_gpu():
+    from kinone.autograd import cuda
+
+    assert cuda.allow_tf32() is False
+    with backend.use_standin_cuda():
+        cuda.set_allow_tf32(True)
+        assert cuda.allow_tf32() is True
+        cuda.set_allow_tf32(False)
+    assert cuda.allow_tf32() is False
