@@ -295,3 +295,13 @@ def test_cli_rejects_a_missing_folder(tmp_path):
         cli_main([str(tmp_path / "nope")])
     with pytest.raises(SystemExit, match="--port"):
         cli_main([str(tmp_path), "--port", "70000"])
+
+
+def test_the_device_of_a_run_is_shown_in_its_row(tmp_path):
+    from kinone.train import RunWriter
+
+    RunWriter(tmp_path / "gpu-run", config={"device": "cuda"}, model_name="resnet18").close("finished")
+    RunWriter(tmp_path / "old-run", config={}, model_name="resnet18").close("finished")
+    runs = {r.name: r for r in R.find_runs(tmp_path)}
+    assert R.overview_row(runs["gpu-run"], None).device == "cuda"
+    assert R.overview_row(runs["old-run"], None).device == ""

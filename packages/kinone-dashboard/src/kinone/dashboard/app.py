@@ -179,6 +179,7 @@ def run_view(summary: R.RunSummary) -> None:
     st.header(escape_markdown(summary.name))
     params = R.format_count(summary.num_parameters)
     facts = " · ".join(x for x in (f"model {summary.model}" if summary.model else "",
+                                   f"on {summary.device}" if summary.device else "",
                                    f"{params} parameters" if params else "",
                                    f"started {R.format_time(summary.start_time)}" if summary.start_time else "") if x)
     if facts:

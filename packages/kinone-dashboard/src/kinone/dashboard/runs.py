@@ -139,6 +139,13 @@ class RunSummary:
         return self.info.get("num_parameters")
 
     @property
+    def device(self) -> str:
+        """Where the run trained (`config.device` as kinone-train records it; "" if unknown)."""
+        config = self.info.get("config")
+        device = config.get("device") if isinstance(config, dict) else None
+        return str(device) if isinstance(device, str) else ""
+
+    @property
     def best_metric(self) -> str:
         return str(self.info.get("best_metric") or "")
 
@@ -827,6 +834,7 @@ class RunOverview:
     status: str
     start_time: str
     model: str
+    device: str
     parameters: str
     steps: int | None
     best: str
@@ -852,5 +860,5 @@ def overview_row(summary: RunSummary, log: RunLog | None) -> RunOverview:
         if train and isinstance(train.get("step"), int):
             steps = max(steps or 0, train["step"])
     start = format_time(summary.start_time)
-    return RunOverview(summary.name, summary.status, start, summary.model, format_count(summary.num_parameters),
+    return RunOverview(summary.name, summary.status, start, summary.model, summary.device, format_count(summary.num_parameters),
                        steps if isinstance(steps, int) else None, best, summary.reason)
