@@ -21,7 +21,8 @@ held from forward to backward.
 Devices: the math is written once for NumPy and CuPy (`xp = get_array_module(x)` where arrays
 are created). Every step is a gather, a strided slice add or a GEMM, so results are
 deterministic on the GPU too: col2im sums one strided slice per kernel offset, never a
-scatter with atomics (`add.at`).
+scatter with atomics (`add.at`). On real CuPy (not the stand-in), col2im is one gather kernel
+with the same order of additions (`_col2im_cupy`, not run in CI).
 """
 
 from __future__ import annotations
@@ -393,11 +394,58 @@ def col2im(cols, input_shape, stride, padding, dilation):
     n, channels, kh, kw, out_h, out_w = cols.shape
     height, width = input_shape[2:]
     xp = get_array_module(cols)
+    if xp is not np and xp.__name__ == "cupy":  # real CuPy only: the stand-in runs the loop below
+        return _col2im_cupy(xp, cols, input_shape, stride, padding, dilation)
     padded = xp.zeros((n, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             _offset_view(padded, i * dilation[0], j * dilation[1], stride, (out_h, out_w))[...] += cols[:, :, i, j]
     return _crop(padded, padding, (height, width))
+
+
+# Chainer's col2im_gpu as one CuPy ElementwiseKernel: each input element (n, c, y, x) gathers
+# the column entries of the windows that cover it, in the loop's offset order (i, then j) and
+# starting from zero, so its sum is the CPU's, with no atomics. NOT RUN IN CI (the stand-in
+# takes the loop); checked on a GPU by benchmarks/gpu/run.sh (tests/nn/test_gpu.py compares the
+# Conv2d samples with strides, whose input gradient goes through col2im, with the CPU).
+_COL2IM_PARAMS = (
+    "raw T col, int32 h, int32 w, int32 out_h, int32 out_w, int32 kh, int32 kw, "
+    "int32 sy, int32 sx, int32 ph, int32 pw, int32 dy, int32 dx"
+)
+_COL2IM_BODY = """
+    const ptrdiff_t image_channel = i / ((ptrdiff_t)h * w);
+    const int y = (int)(i / w % h);
+    const int x = (int)(i % w);
+    T total = 0;
+    for (int ky = 0; ky < kh; ++ky) {
+        int out_y = y + ph - ky * dy;
+        if (out_y < 0 || out_y >= out_h * sy || out_y % sy != 0) continue;
+        out_y /= sy;
+        for (int kx = 0; kx < kw; ++kx) {
+            int out_x = x + pw - kx * dx;
+            if (out_x < 0 || out_x >= out_w * sx || out_x % sx != 0) continue;
+            out_x /= sx;
+            const ptrdiff_t row = (image_channel * kh + ky) * kw + kx;
+            total = total + col[(row * out_h + out_y) * out_w + out_x];
+        }
+    }
+    img = total;
+"""
+_col2im_kernel = None
+
+
+def _col2im_cupy(cupy, cols, input_shape, stride, padding, dilation):
+    """col2im on CuPy as one gather kernel (see _COL2IM_BODY); not run in CI."""
+    global _col2im_kernel
+    if _col2im_kernel is None:
+        _col2im_kernel = cupy.ElementwiseKernel(_COL2IM_PARAMS, "T img", _COL2IM_BODY, "kinone_col2im")
+    _, _, kh, kw, out_h, out_w = cols.shape
+    height, width = input_shape[2:]
+    img = cupy.empty((*cols.shape[:2], height, width), dtype=cols.dtype)
+    _col2im_kernel(
+        cupy.ascontiguousarray(cols), height, width, out_h, out_w, kh, kw, *stride, *padding, *dilation, img
+    )
+    return img
 
 
 def _columns(x, kernel_size, stride, padding, dilation, output_size):
