@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 -c "import cupy, numpy; print('cupy', cupy.__version__, 'numpy', numpy.__version__)"
 
 echo "== GPU tests (every Function against the CPU, gradcheck in float64, model steps, determinism, files) =="
-timeout 300 python3 -m pytest -q -m gpu tests/nn/test_gpu.py -p no:cacheprovider --timeout 120 2>&1 | tee "$OUT/gpu-tests.log"
+timeout 300 python3 -m pytest -q -m gpu tests/nn/test_gpu.py tests/nn/test_device_module_optim.py -p no:cacheprovider --timeout 120 2>&1 | tee "$OUT/gpu-tests.log"
 tests=${PIPESTATUS[0]}
 
 echo "== training steps at 224, Kinone beside PyTorch =="

@@ -190,7 +190,8 @@ class ndarray(NDArrayOperatorsMixin):
         return _wrap(self._a[_unwrap(key, "__getitem__", allow_host=True)])
 
     def __setitem__(self, key, value):
-        self._a[_unwrap(key, "__setitem__", allow_host=True)] = _unwrap(value, "__setitem__", allow_host=True)
+        # As CuPy (cupy/cupy#2079): host arrays may index, but not be assigned into device memory.
+        self._a[_unwrap(key, "__setitem__", allow_host=True)] = _unwrap(value, "__setitem__")
 
     def __len__(self):
         return len(self._a)
