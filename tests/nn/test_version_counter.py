@@ -132,3 +132,25 @@ def test_zero_grad_without_set_to_none_bumps_the_grad_version():
     assert grad._version == 1
     optimizer.zero_grad(set_to_none=False)
     assert grad._version == 2 and not grad.data.any()
+
+
+def test_a_training_forward_between_an_eval_forward_and_its_backward_is_caught():
+    from kinone import nn
+    from kinone.autograd import Tensor
+
+    bn = nn.BatchNorm2d(3)
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32), requires_grad=True)
+    bn.eval()
+    out = bn(x).sum()
+    bn.train()
+    bn(x)  # updates the running statistics the eval graph saved
+    with pytest.raises(RuntimeError, match="BatchNormEval.*version"):
+        out.backward()
+
+
+@pytest.mark.parametrize("name", ["silu", "gelu"])
+def test_silu_and_gelu_refuse_integers_as_pytorch_does(name):
+    from kinone.nn import functional as F
+
+    with pytest.raises(TypeError, match=f"{name}: needs a floating-point tensor"):
+        getattr(F, name)(Tensor(np.arange(3)))

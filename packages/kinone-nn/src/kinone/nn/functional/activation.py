@@ -10,6 +10,7 @@ import numpy as np
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import get_array_module
 from kinone.autograd.ops.elementwise import stable_sigmoid
+from kinone.autograd.ops.promotion import require_floating
 
 
 def relu(x: Tensor) -> Tensor:
@@ -39,6 +40,7 @@ class SiLU(Function):
 
     @staticmethod
     def forward(ctx, x):
+        require_floating("silu", x)
         s = stable_sigmoid(x)
         ctx.save_for_backward(x, s)
         return x * s
@@ -119,6 +121,7 @@ class GELU(Function):
 
     @staticmethod
     def forward(ctx, x):
+        require_floating("gelu", x)
         cdf = 0.5 * (1 + erf_values(x * x.dtype.type(_SQRT_HALF)))
         ctx.save_for_backward(x, cdf)
         return x * cdf

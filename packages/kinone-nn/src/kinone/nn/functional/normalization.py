@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinone.autograd import Function, Tensor, is_grad_enabled
+from kinone.autograd import Function, Tensor, increment_version, is_grad_enabled
 
 
 # Per-channel vectors meet the (N, C, L) view of x as a (C, L) block copied from the vector:
@@ -211,5 +211,9 @@ def batch_norm(
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input of shape {x.shape}"
             )
-        return BatchNormTraining.apply(x, *optional, inputs=tuple(inputs), eps=eps, momentum=momentum)
+        out = BatchNormTraining.apply(x, *optional, inputs=tuple(inputs), eps=eps, momentum=momentum)
+        if running_mean is not None:  # updated in place: a graph that saved them must notice
+            increment_version(running_mean)
+            increment_version(running_var)
+        return out
     return BatchNormEval.apply(x, *optional, inputs=tuple(inputs[2:]), eps=eps)
