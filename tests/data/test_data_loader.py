@@ -190,7 +190,7 @@ def test_seed_none_follows_kinone_manual_seed():
     assert first == [b[1].tolist() for b in DataLoader(Squares(10), batch_size=5, shuffle=True)]
 
 
-def test_random_draws_are_seeded_per_batch_and_do_not_touch_the_callers_generators():
+def test_random_draws_are_seeded_per_sample_and_do_not_touch_the_callers_generators():
     random.seed(1)
     np.random.seed(1)
     manual_seed(1)

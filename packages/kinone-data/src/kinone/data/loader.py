@@ -6,8 +6,9 @@
             ...
 
 Semantics follow `torch.utils.data.DataLoader`; the differences are Kinone's additions:
-`seed` (one integer from which the order, every worker's seed and every batch's random
-augmentations derive: see worker.py), `state_dict()` / `load_state_dict()` (resume in the
+`seed` (one integer from which the order, every worker's seed and every sample's random
+augmentation derive: a sample's augmentation depends on (seed, epoch, dataset index) only, see
+worker.py), `state_dict()` / `load_state_dict()` (resume in the
 middle of an epoch, with the same batches and augmentations as an uninterrupted run), and
 tuples that stay tuples in `default_collate`.
 
@@ -27,8 +28,10 @@ or any exception inside `__next__`, and `close()` / garbage collection of the it
 `break` out of the loop); workers also leave by themselves when the main process dies.
 
 Start method. `multiprocessing_context=None` means "fork" where the platform has it (Linux),
-else "spawn". Measured on the 2-core development machine, starting 2 workers that are ready
-to work (numpy, Pillow and kinone imported):
+else "spawn"; in a process that has initialised MPI (mpi4py, e.g. `mpiexec -n 2 kinone-train`)
+it means "forkserver", since forking an MPI process is a known crash. Measured on the 2-core
+development machine, starting 2 workers that are ready to work (numpy, Pillow and kinone
+imported):
 
 | start method | 1st epoch | later epochs | the dataset |
 | --- | ---: | ---: | --- |
@@ -52,6 +55,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import uuid
 import weakref
@@ -63,10 +67,8 @@ from .sampler import BatchSampler, RandomSampler, SequentialSampler, draw_seed
 from .transport import SlotReader, shared_memory_dir
 from .worker import (
     RandomStates,
-    batch_seed,
     describe_sample,
     load_samples,
-    seed_everything,
     worker_loop,
     worker_seed,
 )
@@ -202,12 +204,31 @@ class DataLoader:
     def _context(self):
         context = self.multiprocessing_context
         if context is None:
-            context = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            context = default_start_method()
         if isinstance(context, str):
             context = multiprocessing.get_context(context)
         if context.get_start_method() == "forkserver":
             context.set_forkserver_preload(_FORKSERVER_PRELOAD)  # no effect once the server runs
         return context
+
+
+def default_start_method() -> str:
+    """"fork" where the platform has it, except in a process that has initialised MPI
+    (forking one is a known crash: the child inherits the MPI library's threads, sockets and
+    registered memory), where it is "forkserver"; "spawn" where neither exists."""
+    methods = multiprocessing.get_all_start_methods()
+    if mpi_is_initialized():
+        return "forkserver" if "forkserver" in methods else "spawn"
+    return "fork" if "fork" in methods else "spawn"
+
+
+def mpi_is_initialized() -> bool:
+    """Whether this process has initialised MPI through mpi4py (looked up, never imported)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    try:
+        return bool(mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized())
+    except Exception:  # noqa: BLE001 - a broken or partial mpi4py: assume it is not
+        return False
 
 
 class _BaseIterator:
@@ -222,8 +243,8 @@ class _BaseIterator:
         self._dataset = loader.dataset
         self._collate_fn = loader.collate_fn
         self._seed = loader.seed
-        # (position in the epoch, indices); the position seeds the batch, so skipped batches
-        # leave the later ones unchanged
+        # (position in the epoch, indices); each sample is seeded by its index (worker.py),
+        # so skipped batches leave the later ones unchanged
         self._index_batches = itertools.islice(enumerate(loader.batch_sampler), skip, None)
 
     def __iter__(self):
@@ -246,9 +267,8 @@ class _SingleProcessIterator(_BaseIterator):
             raise StopIteration
         batch_index, indices = next_batch
         states = RandomStates()
-        seed_everything(batch_seed(self._seed, self.epoch, batch_index), keep_generator=True)
         try:
-            samples = load_samples(self._dataset, indices)
+            samples = load_samples(self._dataset, indices, self._seed, self.epoch)
             batch = self._collate_fn(samples)
         except Exception as error:
             if hasattr(error, "add_note"):  # Python >= 3.11
@@ -294,6 +314,7 @@ class _MultiProcessIterator(_BaseIterator):
                         loader.worker_init_fn,
                         f"{self._slot_prefix}{worker_id}-",
                         loader.prefetch_factor + 2,
+                        self._seed,
                     ),
                     name=f"kinone-data-worker-{worker_id}",
                     daemon=True,
@@ -344,7 +365,7 @@ class _MultiProcessIterator(_BaseIterator):
         batch_index, indices = next_batch
         worker_id = self._next_worker
         self._next_worker = (worker_id + 1) % self._num_workers
-        message = ("fetch", batch_index, list(indices), batch_seed(self._seed, self.epoch, batch_index))
+        message = ("fetch", batch_index, list(indices))
         try:
             self._connections[worker_id].send(message)
         except OSError:
