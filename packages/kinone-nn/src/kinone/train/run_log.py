@@ -44,7 +44,7 @@ def package_versions() -> dict:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for name in ("numpy", "kinone-autograd", "kinone-nn", "kinone-data", "kinone-onnx"):
+    for name in ("numpy", "kinone-autograd", "kinone-nn", "kinone-data", "kinone-onnx", "kinone-distributed", "mpi4py"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -115,6 +115,35 @@ class RunWriter:
             self.set_status(status, **extra)
         if not self._metrics.closed:
             self._metrics.close()
+
+
+class NullRunWriter:
+    """The `RunWriter` of a data-parallel run's other ranks: the same methods, writing nothing.
+
+    Rank 0 alone writes run.json, metrics.jsonl and the checkpoints (DESIGN.md section 8); the
+    other ranks run the same loop, logging into this."""
+
+    def __init__(self, run_dir, *args, **kwargs):
+        self.dir = Path(run_dir)
+        self.checkpoint_dir = self.dir / "checkpoints"
+        self.run_json = self.dir / "run.json"
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.info: dict = {}
+        self.removed_temporaries: list[Path] = []
+
+    def set_status(self, status: str, **extra) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"run status must be one of {STATUSES}, got {status!r}")
+
+    def log(self, step: int, epoch: int, split: str, **values) -> None:
+        pass
+
+    def log_event(self, event: str, **values) -> None:
+        pass
+
+    def close(self, status: str | None = None, **extra) -> None:
+        if status is not None:
+            self.set_status(status)
 
 
 def _end_half_written_line(path: Path) -> None:

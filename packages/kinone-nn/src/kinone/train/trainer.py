@@ -15,6 +15,27 @@ Resuming restores model, optimizer, scheduler, progress and RNG states and posit
 training data at the next batch, so with a loader whose order is a function of (seed, epoch)
 (kinone.data's DataLoader, num_workers=0) an interrupted run ends with the same weights as an
 uninterrupted one.
+
+Data parallel (`distributed=`, one process per rank, DESIGN.md section 8). The object given
+has kinone.distributed's functions (the module itself qualifies; kinone.train never imports it):
+`is_main()`, `world_size()`, `allreduce_gradients(parameters)`, `all_gather(array)`,
+`average_buffers(module)`, `broadcast_parameters(module)`, `broadcast_state(state)`,
+`check_same_everywhere(name, value)`. Then:
+
+- after backward, before the optimizer step, the gradients are averaged over the ranks (the
+  grad-norm records are those of the averaged gradients);
+- the loss and samples per second logged are the global batch's (a gather of two numbers per
+  step, which also carries every rank's Ctrl-C flag, so all ranks stop at the same step);
+- validation gathers every rank's predictions and targets and computes the loss and metrics
+  once, over the whole split: with a loader whose `sampler` yields the dataset indices (a
+  DistributedSampler), the padding such a sampler adds is dropped by index, and the rows are
+  put in dataset order, as one process would see them;
+- batch-norm running statistics are averaged over the ranks before validation and before
+  every checkpoint;
+- rank 0 alone writes run.json, metrics.jsonl and the checkpoints (the others log into a
+  `NullRunWriter`); every rank resumes from the same checkpoint (the run directory must be on
+  a file system every rank sees, as on one machine or a cluster's shared home), after which
+  the parameters and the optimizer's and scheduler's states are broadcast from rank 0.
 """
 
 from __future__ import annotations
@@ -32,7 +53,7 @@ import numpy as np
 from kinone.autograd import Tensor, no_grad
 
 from .checkpoint import capture_rng_state, load_training_state, restore_rng_state, save_checkpoint
-from .run_log import RunWriter
+from .run_log import NullRunWriter, RunWriter
 
 
 def _as_tensor(x, device=None):
@@ -93,6 +114,7 @@ class Trainer:
         callbacks: Iterable[Callable] = (),
         epoch_callbacks: Iterable[Callable] = (),
         device=None,
+        distributed=None,
     ):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
@@ -113,14 +135,22 @@ class Trainer:
         self.epoch_callbacks = list(epoch_callbacks)
         # Batches go where the model is (PyTorch's loop does `batch.to(device)` by hand).
         self.device = device if device is not None else _model_device(model)
+        # Data parallel: an object with kinone.distributed's functions (module docstring).
+        self.distributed = distributed
+        self.is_main = distributed is None or bool(distributed.is_main())
+        if distributed is not None and "world_size" not in self.config:
+            self.config = {**self.config, "world_size": int(distributed.world_size())}
         self.resumed_from: dict | None = None
         self.latest_path = self.run_dir / "checkpoints" / "latest.npz"
         self.best_path = self.run_dir / "checkpoints" / "best.npz"
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, path: Path, epoch: int, batch: int, step: int, best, rng_state=None, validated=True) -> None:
-        save_checkpoint(path, self.model, self.optimizer, self.scheduler, rng_state=rng_state,
-                        epoch=epoch, batch=batch, step=step, best=best, validated=validated)
+        if self.distributed is not None:
+            self.distributed.average_buffers(self.model)  # every rank calls _save at the same points
+        if self.is_main:
+            save_checkpoint(path, self.model, self.optimizer, self.scheduler, rng_state=rng_state,
+                            epoch=epoch, batch=batch, step=step, best=best, validated=validated)
 
     def _is_better(self, value, best) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -129,8 +159,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, data) -> dict:
-        """Mean loss and every metric over `data`, in eval mode and without a graph."""
+        """Mean loss and every metric over `data`, in eval mode and without a graph (data
+        parallel: over every rank's part of `data`, see the module docstring)."""
         self.model.eval()
+        if self.distributed is not None:
+            self.distributed.average_buffers(self.model)
+            order = _sample_order(data)
         total_loss, count, scores, targets = 0.0, 0, [], []
         with no_grad():
             for inputs, target in self.progress(data, desc="validate", leave=False):
@@ -141,14 +175,41 @@ class Trainer:
                 count += n
                 scores.append(output.numpy())  # metrics are computed on the host
                 targets.append(target.numpy())
+        if self.distributed is not None:
+            return self._evaluate_gathered(total_loss, count, scores, targets, order)
         if count == 0:
             return {}
-        results = {"loss": total_loss / count}
-        scores_all, targets_all = np.concatenate(scores), np.concatenate(targets)
+        return self._metric_results(total_loss / count, np.concatenate(scores), np.concatenate(targets))
+
+    def _metric_results(self, loss: float, scores_all: np.ndarray, targets_all: np.ndarray) -> dict:
+        results = {"loss": loss}
         for name, metric in self.metrics.items():
             value = metric(targets_all, scores_all)
             results[name] = value.tolist() if isinstance(value, np.ndarray) else float(value)
         return results
+
+    def _evaluate_gathered(self, total_loss: float, count: int, scores: list, targets: list, order) -> dict:
+        """Every rank's predictions and targets gathered (in rank order), the padding a
+        distributed sampler repeats dropped by dataset index, then loss and metrics once."""
+        gather = self.distributed.all_gather
+        counts = np.asarray(gather(np.array([count], dtype=np.int64)))
+        if int(counts.sum()) == 0:
+            return {}
+        if count == 0:
+            raise ValueError(f"Trainer.evaluate: this rank got no validation batch while others got {counts.tolist()} "
+                             "samples; give every rank a part of the data (a DistributedSampler pads to equal parts)")
+        scores_all = np.asarray(gather(np.concatenate(scores)))
+        targets_all = np.asarray(gather(np.concatenate(targets)))
+        known = order is not None and len(order) >= count
+        if all(np.asarray(gather(np.array([known], dtype=np.uint8))).astype(bool)):
+            indices = np.asarray(gather(np.asarray(order[:count], dtype=np.int64)))
+            _, first = np.unique(indices, return_index=True)  # sorted by dataset index
+            scores_all, targets_all = scores_all[first], targets_all[first]
+            loss = float(self.loss_fn(_as_tensor(scores_all, self.device), _as_tensor(targets_all, self.device)).item())
+        else:  # no sampler to tell the samples apart: every row counts
+            losses = np.asarray(gather(np.array([total_loss], dtype=np.float64)))
+            loss = float(losses.sum() / counts.sum())
+        return self._metric_results(loss, scores_all, targets_all)
 
     def _log_grad_norms(self, writer: RunWriter, step: int, epoch: int) -> None:
         norms = {}
@@ -168,12 +229,14 @@ class Trainer:
         Ctrl-C (SIGINT, in the main thread) stops at the end of the current step: the latest
         checkpoint is written there, run.json says "interrupted", and `TrainingInterrupted`
         is raised. A second Ctrl-C interrupts at once."""
-        if not resume and (self.run_dir / "run.json").exists():
+        # Rank 0's view of the run directory decides for every rank (read before it writes).
+        if not resume and self._main_says((self.run_dir / "run.json").exists()):
             raise FileExistsError(f"Trainer: {self.run_dir} already holds a run (run.json); "
                                   "resume it with fit(resume=True) or choose another run_dir")
-        resuming = resume and self.latest_path.exists()
-        writer = RunWriter(self.run_dir, config=self.config, model_name=self.model_name,
-                           num_parameters=self.model.num_parameters(), resume=resume)
+        resuming = resume and self._main_says(self.latest_path.exists())
+        writer_type = RunWriter if self.is_main else NullRunWriter
+        writer = writer_type(self.run_dir, config=self.config, model_name=self.model_name,
+                             num_parameters=self.model.num_parameters(), resume=resume)
         state = _Progress()
         self.resumed_from = None
         stop = _StopRequest()
@@ -200,6 +263,8 @@ class Trainer:
     def _resume(self, state: "_Progress", writer: RunWriter) -> None:
         # The RNG states are restored once the data is positioned (positioning may draw).
         progress, state.rng_state = load_training_state(self.latest_path, self.model, self.optimizer, self.scheduler)
+        if self.distributed is not None:
+            self._share_resumed_state(progress)
         state.epoch, state.start_batch, state.step, state.best = (progress["epoch"], progress["batch"],
                                                                   progress["step"], progress["best"])
         self.resumed_from = {"checkpoint": str(self.latest_path), "epoch": state.epoch, "batch": state.start_batch,
@@ -211,6 +276,38 @@ class Trainer:
             state.rng_state = None
             self._validate(state, writer, epoch_done=state.epoch)
             self._save(self.latest_path, state.epoch, 0, state.step, state.best)
+
+    def _share_resumed_state(self, progress: dict) -> None:
+        """Data parallel: every rank read the same checkpoint (checked), then rank 0's
+        parameters and optimizer and scheduler states are broadcast to all."""
+        dist = self.distributed
+        dist.check_same_everywhere("the resumed checkpoint's progress", {k: progress.get(k) for k in ("epoch", "batch", "step")})
+        dist.broadcast_parameters(self.model)
+        self.optimizer.load_state_dict(dist.broadcast_state(self.optimizer.state_dict()))
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(dist.broadcast_state(self.scheduler.state_dict()))
+
+    def _main_says(self, flag: bool) -> bool:
+        """`flag` as rank 0 sees it, on every rank (itself without `distributed`)."""
+        if self.distributed is None:
+            return bool(flag)
+        return bool(np.asarray(self.distributed.all_gather(np.array([flag], dtype=np.uint8)))[0])
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether `flag` is set on any rank (itself without `distributed`)."""
+        if self.distributed is None:
+            return bool(flag)
+        return bool(np.asarray(self.distributed.all_gather(np.array([flag], dtype=np.uint8))).any())
+
+    def _global_step_figures(self, loss_value: float, samples: int, stop_requested: bool) -> tuple[float, int, bool]:
+        """The global batch's mean loss and size, and whether any rank was asked to stop: one
+        gather of three numbers per rank (without `distributed`: the arguments)."""
+        if self.distributed is None:
+            return loss_value, samples, stop_requested
+        mine = np.array([loss_value * samples, samples, float(stop_requested)], dtype=np.float64)
+        every = np.asarray(self.distributed.all_gather(mine)).reshape(-1, 3)
+        total = int(every[:, 1].sum())
+        return float(every[:, 0].sum() / max(total, 1)), total, bool(every[:, 2].any())
 
     def _validate(self, state: "_Progress", writer: RunWriter, epoch_done: int, batch: int = 0) -> None:
         """Validate, log, and write best.npz when the best metric improved. `epoch_done`/`batch`:
@@ -239,6 +336,7 @@ class Trainer:
             for inputs, target in self.progress(batches, total=total, initial=state.start_batch,
                                                 desc=f"epoch {state.epoch + 1}"):
                 loss_value, samples = self._train_step(state, writer, inputs, target)
+                loss_value, samples, stop.requested = self._global_step_figures(loss_value, samples, stop.requested)
                 batch += 1
                 now = time.perf_counter()
                 writer.log(state.step, state.epoch, "train", loss=loss_value, lr=state.lr,
@@ -273,7 +371,7 @@ class Trainer:
                 self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
                 self._validate(state, writer, epoch_done=state.epoch, batch=batch)
                 self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
-            if stop.requested:
+            if self._any_rank(stop.requested):
                 raise TrainingInterrupted(state.epoch, 0 if epoch_finished else batch, state.step)
 
     def _train_step(self, state: "_Progress", writer: RunWriter, inputs, target) -> tuple[float, int]:
@@ -281,7 +379,9 @@ class Trainer:
         loss = self.loss_fn(self.model(inputs), target)
         self.optimizer.zero_grad()
         loss.backward()
-        if self.grad_norm_every and state.step % self.grad_norm_every == 0:
+        if self.distributed is not None:
+            self.distributed.allreduce_gradients(self.model.parameters())
+        if self.is_main and self.grad_norm_every and state.step % self.grad_norm_every == 0:
             self._log_grad_norms(writer, state.step, state.epoch)
         state.lr = _current_lr(self.optimizer)
         self.optimizer.step()
@@ -292,6 +392,23 @@ class Trainer:
 
     def _done(self, step: int) -> bool:
         return self.max_steps is not None and step >= self.max_steps
+
+
+def _sample_order(data):
+    """The dataset indices a loader visits, in its order, when its `sampler` tells them (a
+    DistributedSampler, a SequentialSampler); else None. The sampler's epoch is left as found."""
+    sampler = getattr(data, "sampler", None)
+    if sampler is None or not hasattr(sampler, "__iter__"):
+        return None
+    epoch = getattr(sampler, "epoch", None)
+    try:
+        order = np.fromiter((int(i) for i in sampler), dtype=np.int64)
+    except (TypeError, ValueError):  # indices that are not integers
+        return None
+    finally:
+        if epoch is not None and hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+    return order
 
 
 def _model_device(model):
