@@ -4,6 +4,7 @@
                  --batch-size 32 --lr 1e-3 --optimizer adamw --num-workers 2 --run-dir runs/r18
     kinone-train --run-dir runs/r18 --resume     # continue that run where it stopped
     kinone-train --sample        # a synthetic sample in the real layout, a small model, a few minutes
+    mpiexec -n 2 kinone-train --sample --batch-size 16   # data parallel: 2 processes, 16 images each per step
 
 Multi-label training with BCE-with-logits (pos_weight from the training split), validation
 per epoch (per-finding AUROC), checkpoints in the run directory, and at the end a per-finding
@@ -14,6 +15,12 @@ A run directory is never overwritten: training into one that holds a run is refu
 the old run aside). Ctrl-C writes a checkpoint at the current step and prints the command that
 resumes it. Errors are one line (exit 2: a flag; exit 1: the data or the run); `--debug` shows
 the traceback.
+
+Under mpiexec (or srun) with N > 1 processes, training is data parallel (kinone-distributed):
+--batch-size is per process (the global batch is N times it, as with PyTorch DDP), each
+process trains on its share of every epoch, gradients are averaged, batch norm is synchronized
+over the global batch unless --no-sync-bn, and rank 0 alone prints and writes the run
+directory. A run resumes under the same number of processes.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ RUN_CONFIG_FLAGS = {"model": "--model", "image_size": "--image-size", "epochs": 
                     "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
                     "weight_decay": "--weight-decay", "seed": "--seed", "val_fraction": "--val-fraction",
                     "in_channels": "--in-channels", "weights": "--weights", "sample": "--sample",
-                    "skip_missing": "--skip-missing"}
+                    "skip_missing": "--skip-missing", "no_sync_bn": "--no-sync-bn"}
 INSTALL_ONNX = "python -m pip install './packages/kinone-onnx[runtime]' (from the root of a Kinone clone)"
 
 
@@ -93,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model", help=f"one of: {', '.join(models.list_models())} (default {d['model']})")
     add("--image-size", type=int, help=f"square input size in pixels, at least {MIN_IMAGE_SIZE} (default {d['image_size']})")
     add("--epochs", type=int, help=f"(default {d['epochs']})")
-    add("--batch-size", type=int, help=f"(default {d['batch_size']})")
+    add("--batch-size", type=int, help=f"images per step and per process under mpiexec (default {d['batch_size']})")
     add("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {d['lr']})")
     add("--optimizer", choices=("sgd", "adam", "adamw"), help=f"(default {d['optimizer']})")
     add("--weight-decay", type=float, help=f"(default {d['weight_decay']})")
@@ -114,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--no-check-images", action="store_true", help="skip reading every image's header before the first step")
     add("--export-onnx", action="store_true", help="also write model.onnx into the run directory (needs kinone-onnx)")
     add("--no-progress", action="store_true", help="no progress bars (they are off anyway when not on a terminal)")
+    add("--no-sync-bn", action="store_true", default=None,
+        help="under mpiexec: batch norm over each process's batch instead of the global batch (SyncBatchNorm)")
     add("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
@@ -128,7 +137,7 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     for key, value in (SAMPLE_DEFAULTS if args.sample else DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.sample, args.skip_missing = bool(args.sample), bool(args.skip_missing)
+    args.sample, args.skip_missing, args.no_sync_bn = bool(args.sample), bool(args.skip_missing), bool(args.no_sync_bn)
     if args.data_dir is None:
         if not args.sample:
             raise UsageError("give --data-dir (the NIH ChestX-ray14 folder) or --sample")
@@ -203,6 +212,11 @@ def _take_run_config(args) -> None:
             raise UsageError(f"{flag} {given} conflicts with the run's {key} = {saved} (from {run_dir / 'run.json'}); "
                              "a resumed run keeps its configuration: drop the flag")
         setattr(args, key, saved)
+    saved_world = config.get("world_size", 1)
+    if saved_world != args.world_size:
+        how = "without mpiexec" if saved_world == 1 else f"under `mpiexec -n {saved_world}`"
+        raise UsageError(f"--resume: the run in {run_dir} was trained by {saved_world} process(es) and this is "
+                         f"{args.world_size}; its batches per epoch and global batch depend on it: resume it {how}")
     if args.data_dir is None and config.get("data_dir") is not None:
         args.data_dir = Path(config["data_dir"])
     args.saved_config = config
@@ -300,7 +314,9 @@ def build_model(args):
     return model
 
 
-def load_datasets(args, show_progress: bool) -> dict:
+def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
+    """The three splits. Under mpiexec every process loads them; rank 0 alone prints the
+    warnings and checks the images (the others would read the same headers again)."""
     with warnings.catch_warnings(record=True) as caught:  # skipped or repeated images: one line each
         warnings.simplefilter("always")
         datasets = {
@@ -308,7 +324,7 @@ def load_datasets(args, show_progress: bool) -> dict:
                                 val_fraction=args.val_fraction, seed=args.seed, skip_missing=args.skip_missing)
             for split in ("train", "val", "test")
         }
-    for warning in {str(w.message): None for w in caught}:
+    for warning in {str(w.message): None for w in caught} if main_rank else ():
         print(f"kinone-train: warning: {warning}", file=sys.stderr)
     saved = getattr(args, "saved_config", None)
     if saved:  # a resumed run must see the data it was trained on
@@ -317,7 +333,7 @@ def load_datasets(args, show_progress: bool) -> dict:
             if before is not None and before != len(data):
                 raise DataError(f"--resume: the {split} split of {args.data_dir} has {len(data)} images; "
                                 f"the run was trained with {before}")
-    if not args.no_check_images:
+    if main_rank and not args.no_check_images:
         paths = [path for data in datasets.values() for path in data.image_paths()]
         bad = check_images(paths, progress=show_progress)
         if bad:
@@ -371,34 +387,114 @@ def resume_command(args) -> str:
     command = f"kinone-train --run-dir {args.run_dir} --resume"
     if args.num_workers:
         command += f" --num-workers {args.num_workers}"
+    if args.world_size > 1:
+        command = f"mpiexec -n {args.world_size} {command}"
     return command
+
+
+# ---------------------------------------------------------------------- data parallel (MPI)
+def start_distributed():
+    """kinone.distributed, initialised, when this process was started by mpiexec (or srun)
+    with more than one process; else None. kinone-distributed is imported only here, so a
+    single-process kinone-train needs neither it nor mpi4py."""
+    try:
+        import kinone.distributed as dist
+    except ImportError:
+        size = _launcher_world_size()
+        if size > 1:
+            raise UsageError(f"started by mpiexec with {size} processes, but kinone-distributed is not installed: "
+                             "python -m pip install './packages/kinone-distributed[mpich]' (from the root of a Kinone clone)") from None
+        return None
+    if not dist.launched_under_mpi():
+        return None
+    dist.init()
+    return dist
+
+
+def _launcher_world_size() -> int:
+    """The process count mpiexec (MPICH, Open MPI) or srun announces, read from the environment."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
+        try:
+            return int(os.environ[name])
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def _abort_all_ranks(args, code: int) -> None:
+    """Under mpiexec, one process's error ends every process (the others would wait for it in
+    their next collective forever)."""
+    dist = getattr(args, "distributed", None)
+    if dist is None or dist.world_size() <= 1:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    from kinone.distributed.runtime import active_comm
+
+    comm = active_comm()
+    if comm is not None:
+        comm.Abort(code)
+
+
+def _is_main(args) -> bool:
+    dist = getattr(args, "distributed", None)
+    return dist is None or dist.is_main()
+
+
+def _error_prefix(args) -> str:
+    dist = getattr(args, "distributed", None)
+    return "kinone-train" if dist is None else f"kinone-train (rank {dist.rank()})"
+
+
+def make_loaders(args, datasets: dict, dist) -> dict:
+    """One DataLoader per split. Under mpiexec each process loads its share (a
+    DistributedSampler): the train split shuffled per epoch with --seed, its tail cut so that
+    every process takes the same number of steps; the val and test splits in order, padded to
+    equal shares (the Trainer drops the padding when it gathers the predictions); workers
+    started by forkserver, since forking a process that initialised MPI is a known crash."""
+    if dist is None:
+        return {split: DataLoader(data, batch_size=args.batch_size, shuffle=split == "train", num_workers=args.num_workers,
+                                  drop_last=split == "train" and len(data) > args.batch_size, seed=args.seed)
+                for split, data in datasets.items()}
+    loaders = {}
+    for split, data in datasets.items():
+        train = split == "train"
+        sampler = dist.DistributedSampler(len(data), shuffle=train, seed=args.seed, drop_last=train)
+        loaders[split] = DataLoader(data, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
+                                    drop_last=train and len(sampler) > args.batch_size, seed=args.seed,
+                                    multiprocessing_context="forkserver" if args.num_workers else None)
+    return loaders
 
 
 # ---------------------------------------------------------------------- the command
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    args.run_started = False
+    args.run_started, args.distributed, args.world_size = False, None, 1
     try:
         return run(args)
     except UsageError as error:
-        print(f"kinone-train: {error}", file=sys.stderr)
+        print(f"{_error_prefix(args)}: {error}", file=sys.stderr)
+        _abort_all_ranks(args, 2)
         return 2
-    except TrainingInterrupted as stop:
-        print(f"kinone-train: interrupted at epoch {stop.epoch + 1}, step {stop.step}; checkpoint {stop.checkpoint}; "
-              f"resume with: {resume_command(args)}", file=sys.stderr)
+    except TrainingInterrupted as stop:  # every rank stops at the same step (the Trainer agrees on it)
+        if _is_main(args):
+            print(f"kinone-train: interrupted at epoch {stop.epoch + 1}, step {stop.step}; checkpoint {stop.checkpoint}; "
+                  f"resume with: {resume_command(args)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("kinone-train: interrupted" + (f"; resume with: {resume_command(args)}" if args.run_started else ""),
               file=sys.stderr)
+        _abort_all_ranks(args, 130)
         return 130
     except Exception as error:
-        if args.run_started:
+        if args.run_started and _is_main(args):
             _mark_failed(args.run_dir, error)
         if args.debug:
-            raise
+            raise  # under mpiexec, kinone.distributed's hook prints the traceback and ends every rank
         hint = "" if isinstance(error, (DataError, OSError)) else " (--debug shows the traceback)"
         message = " ".join(str(error).split()) or type(error).__name__
-        print(f"kinone-train: {message}{hint}", file=sys.stderr)
+        print(f"{_error_prefix(args)}: {message}{hint}", file=sys.stderr)
+        _abort_all_ranks(args, 1)
         return 1
 
 
@@ -414,39 +510,47 @@ def _mark_failed(run_dir: Path, error: Exception) -> None:
 
 
 def run(args) -> int:
+    dist = args.distributed = start_distributed()
+    main_rank = dist is None or dist.is_main()
+    say = print if main_rank else (lambda *parts, **kwargs: None)
+    args.world_size = 1 if dist is None else dist.world_size()
     args = resolve_args(args)
-    show_progress = sys.stderr.isatty() and not args.no_progress
+    if dist is not None:  # a default run directory is named after the time: rank 0's
+        args.run_dir = Path(dist.broadcast_state({"run_dir": str(args.run_dir)})["run_dir"])
+    show_progress = sys.stderr.isatty() and not args.no_progress and main_rank
     if args.export_onnx:
         check_export_possible()
     if args.resume:
         args.run_started = True  # from here on, a failure is the resumed run's: run.json says so
         progress = read_checkpoint_progress(args.run_dir / "checkpoints" / "latest.npz")
         if args.run_status == "finished" and progress.get("epoch", 0) >= args.epochs:
-            print(f"{args.run_dir}: the run finished all its {args.epochs} epochs (step {progress.get('step')}); "
-                  "nothing to resume")
+            say(f"{args.run_dir}: the run finished all its {args.epochs} epochs (step {progress.get('step')}); "
+                "nothing to resume")
             return 0
-    else:
+    elif main_rank:
         prepare_run_dir(args)
-    if args.sample and not (args.data_dir / "Data_Entry_2017_v2020.csv").is_file():
+    if main_rank and args.sample and not (args.data_dir / "Data_Entry_2017_v2020.csv").is_file():
         print(f"Generating the synthetic sample dataset in {args.data_dir} ...", flush=True)
         make_sample(args.data_dir, progress=show_progress)
+    if dist is not None:
+        dist.barrier()  # rank 0 has moved an old run aside and written the sample
     check_data_dir(args.data_dir)
 
     random.seed(args.seed)
     manual_seed(args.seed)
     np.random.seed(args.seed)
     try:
-        datasets = load_datasets(args, show_progress)
+        datasets = load_datasets(args, show_progress, main_rank)
     except (OSError, ValueError) as error:
         raise DataError(str(error)) from error
-    loaders = {
-        split: DataLoader(data, batch_size=args.batch_size, shuffle=split == "train", num_workers=args.num_workers,
-                          drop_last=split == "train" and len(data) > args.batch_size, seed=args.seed)
-        for split, data in datasets.items()
-    }
+    loaders = make_loaders(args, datasets, dist)
     if args.tf32:
         cuda.set_allow_tf32(True)
     model = build_model(args).to(args.device)
+    if dist is not None:
+        if not args.no_sync_bn:
+            model = dist.convert_sync_batchnorm(model)
+        dist.broadcast_parameters(model)  # every rank starts from rank 0's weights
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     # The schedule spans all epochs whatever --max-steps says, so a run stopped early and
     # resumed follows the same learning-rate curve as one that never stopped.
@@ -457,31 +561,40 @@ def run(args) -> int:
     def loss_fn(logits, target):
         return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
 
-    skip = {"resume", "overwrite", "debug", "tf32", "run_started", "saved_config", "run_status", "no_progress"}
+    skip = {"resume", "overwrite", "debug", "tf32", "run_started", "saved_config", "run_status", "no_progress",
+            "distributed"}
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in skip}
     config.update(findings=list(FINDINGS), train_images=len(datasets["train"]), val_images=len(datasets["val"]),
                   test_images=len(datasets["test"]))
-    print(f"{args.model}: {model.num_parameters():,} parameters; {len(datasets['train'])} train / "
-          f"{len(datasets['val'])} val / {len(datasets['test'])} test images at {args.image_size}x{args.image_size}; "
-          f"on {args.device}; run directory {args.run_dir}", flush=True)
+    if dist is not None:
+        dist.check_same_everywhere("kinone-train: the configuration and split sizes", config)
+    on = args.device if args.world_size == 1 else f"{args.world_size} processes on {args.device}"
+    say(f"{args.model}: {model.num_parameters():,} parameters; {len(datasets['train'])} train / "
+        f"{len(datasets['val'])} val / {len(datasets['test'])} test images at {args.image_size}x{args.image_size}; "
+        f"on {on}; run directory {args.run_dir}", flush=True)
     trainer = Trainer(model, optimizer, loss_fn, loaders["train"], loaders["val"], run_dir=args.run_dir,
                       epochs=args.epochs, scheduler=scheduler, metrics={"mean_auroc": mean_auroc, "auroc": per_class_auroc},
                       best_metric="mean_auroc", max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
                       grad_norm_every=50, config=config, model_name=args.model, progress=progress_bar(show_progress),
-                      callbacks=[] if show_progress else [_print_progress(len(loaders["train"]))],
-                      epoch_callbacks=[_print_validation(args.epochs)], device=args.device)
+                      callbacks=[] if show_progress or not main_rank else [_print_progress(len(loaders["train"]))],
+                      epoch_callbacks=[_print_validation(args.epochs)] if main_rank else [], device=args.device,
+                      distributed=dist)
     args.run_started = True
     if args.resume:
         progress = read_checkpoint_progress(trainer.latest_path)
-        print(f"resuming {args.run_dir} from {trainer.latest_path.name}: epoch {progress['epoch'] + 1} of {args.epochs}, "
-              f"batch {progress['batch']}, step {progress['step']}", flush=True)
+        say(f"resuming {args.run_dir} from {trainer.latest_path.name}: epoch {progress['epoch'] + 1} of {args.epochs}, "
+            f"batch {progress['batch']}, step {progress['step']}", flush=True)
     summary = trainer.fit(resume=args.resume)
-    print(f"trained {summary['step']} steps; best validation mean AUROC {summary['best']}")
+    say(f"trained {summary['step']} steps; best validation mean AUROC {summary['best']}")
+    if dist is not None:
+        dist.barrier()  # rank 0's last checkpoint is on disk before anyone reads it
 
     # Test with the best checkpoint (the latest if no validation improved).
     best = trainer.best_path if trainer.best_path.exists() else trainer.latest_path
     load_checkpoint(best, model, restore_rng=False)
     results = trainer.evaluate(loaders["test"])
+    if not main_rank:
+        return 0
     test_auroc = np.array([np.nan if v is None else v for v in results.get("auroc", [np.nan] * len(FINDINGS))], dtype=float)
     writer = RunWriter(args.run_dir, reopen=True)
     writer.log(summary["step"], summary["epoch"], "test", **results)
