@@ -70,9 +70,10 @@ def all_gather(array) -> np.ndarray:
     Ranks may hold different numbers of rows (validation predictions of an unpadded split);
     the other dims and the dtype must agree. A CUDA array is copied to the host first.
     """
-    array = np.ascontiguousarray(backend.to_host(array))
+    array = backend.to_host(array)
     if array.ndim == 0:
         raise ValueError("all_gather: expected an array with at least 1 dim (rows to concatenate), got a 0-d array")
+    array = np.ascontiguousarray(array)
     comm = active_comm()
     if comm is None:
         return array

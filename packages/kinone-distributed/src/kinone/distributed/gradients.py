@@ -135,6 +135,8 @@ class DistributedOptimizer:
     _subclasses: dict = {}
 
     def __new__(cls, optimizer, parameters=None):
+        if isinstance(optimizer, DistributedOptimizer):
+            raise TypeError("DistributedOptimizer: the optimizer is already a DistributedOptimizer")
         if cls is DistributedOptimizer:
             base = type(optimizer)
             cls = DistributedOptimizer._subclasses.get(base)
@@ -144,8 +146,6 @@ class DistributedOptimizer:
         return object.__new__(cls)
 
     def __init__(self, optimizer, parameters=None):  # noqa: D107 - the wrapped optimizer is already built
-        if isinstance(optimizer, DistributedOptimizer):
-            raise TypeError("DistributedOptimizer: the optimizer is already a DistributedOptimizer")
         object.__setattr__(self, "optimizer", optimizer)
         if parameters is None:
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
