@@ -311,3 +311,17 @@ def test_clicking_a_row_of_the_runs_table_opens_that_run(runs_dir, monkeypatch):
     # Back to the list: the table shows again, nothing selected, no jump back.
     at.sidebar.radio[0].set_value("Runs").run()
     assert at.header[0].value == "Runs" and at.sidebar.radio[0].value == "Runs"
+
+
+def test_a_data_parallel_run_shows_its_processes_next_to_its_device(tmp_path, monkeypatch):
+    from kinone.train import RunWriter
+
+    writer = RunWriter(tmp_path / "mpi-run", config={"device": "cpu", "world_size": 2}, model_name="resnet18",
+                       num_parameters=11_177_422)
+    writer.log(1, 0, "train", loss=1.0, lr=1e-3)
+    writer.close("finished")
+    at = open_app(tmp_path, monkeypatch, run="mpi-run")
+    assert "model resnet18 · on cpu · 2 processes · 11.2M parameters" in texts(at.text)
+    at = open_app(tmp_path, monkeypatch)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["mpi-run", "processes"] == 2 and table.loc["mpi-run", "device"] == "cpu"

@@ -305,3 +305,15 @@ def test_the_device_of_a_run_is_shown_in_its_row(tmp_path):
     runs = {r.name: r for r in R.find_runs(tmp_path)}
     assert R.overview_row(runs["gpu-run"], None).device == "cuda"
     assert R.overview_row(runs["old-run"], None).device == ""
+
+
+def test_the_world_size_of_a_run_is_shown_in_its_row(tmp_path):
+    from kinone.train import RunWriter
+
+    RunWriter(tmp_path / "mpi-run", config={"device": "cpu", "world_size": 2}, model_name="resnet18").close("finished")
+    RunWriter(tmp_path / "old-run", config={"device": "cpu"}, model_name="resnet18").close("finished")
+    RunWriter(tmp_path / "odd-run", config={"world_size": "two"}, model_name="resnet18").close("finished")
+    runs = {r.name: r for r in R.find_runs(tmp_path)}
+    assert R.overview_row(runs["mpi-run"], None).processes == 2
+    assert R.overview_row(runs["old-run"], None).processes is None
+    assert runs["odd-run"].world_size is None

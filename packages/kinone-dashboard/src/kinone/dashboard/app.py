@@ -126,7 +126,8 @@ def runs_view(summaries: list[R.RunSummary]) -> None:
                + ". Click a row to open that run.")
     event = st.dataframe(table, hide_index=True, width="stretch", key="runs-table",
                          on_select="rerun", selection_mode="single-row",
-                         column_config={"steps": st.column_config.NumberColumn(format="%d")})
+                         column_config={"steps": st.column_config.NumberColumn(format="%d"),
+                                        "processes": st.column_config.NumberColumn(format="%d")})
     shown = st.session_state.get("runs-table-names")  # the rows as the user saw them when clicking
     st.session_state["runs-table-names"] = list(table["run"])
     chosen = selected_run(event.selection.rows, shown or list(table["run"]))
@@ -180,6 +181,7 @@ def run_view(summary: R.RunSummary) -> None:
     params = R.format_count(summary.num_parameters)
     facts = " · ".join(x for x in (f"model {summary.model}" if summary.model else "",
                                    f"on {summary.device}" if summary.device else "",
+                                   f"{summary.world_size} processes" if (summary.world_size or 1) > 1 else "",
                                    f"{params} parameters" if params else "",
                                    f"started {R.format_time(summary.start_time)}" if summary.start_time else "") if x)
     if facts:

@@ -146,6 +146,14 @@ class RunSummary:
         return str(device) if isinstance(device, str) else ""
 
     @property
+    def world_size(self) -> int | None:
+        """How many processes trained the run (`config.world_size`, kinone-train under
+        mpiexec records it; None if unknown)."""
+        config = self.info.get("config")
+        size = config.get("world_size") if isinstance(config, dict) else None
+        return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
+
+    @property
     def best_metric(self) -> str:
         return str(self.info.get("best_metric") or "")
 
@@ -835,6 +843,7 @@ class RunOverview:
     start_time: str
     model: str
     device: str
+    processes: int | None
     parameters: str
     steps: int | None
     best: str
@@ -860,5 +869,6 @@ def overview_row(summary: RunSummary, log: RunLog | None) -> RunOverview:
         if train and isinstance(train.get("step"), int):
             steps = max(steps or 0, train["step"])
     start = format_time(summary.start_time)
-    return RunOverview(summary.name, summary.status, start, summary.model, summary.device, format_count(summary.num_parameters),
+    return RunOverview(summary.name, summary.status, start, summary.model, summary.device, summary.world_size,
+                       format_count(summary.num_parameters),
                        steps if isinstance(steps, int) else None, best, summary.reason)
