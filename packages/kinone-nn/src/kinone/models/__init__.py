@@ -1,5 +1,6 @@
-"""kinone.models: ResNet-18/34/50/101/152 and EfficientNet-B0..B7, with torchvision's module
-tree, parameter names and parameter counts, so that torchvision checkpoints convert by name.
+"""kinone.models: ResNet-18/34/50/101/152, EfficientNet-B0..B7 and DenseNet-121/161/169/201, with
+torchvision's module tree, parameter names and parameter counts, so that torchvision checkpoints
+convert by name.
 
     >>> from kinone import models
     >>> model = models.resnet18(num_classes=14, in_channels=1)
@@ -7,6 +8,8 @@ tree, parameter names and parameter counts, so that torchvision checkpoints conv
     11177422
     >>> models.get_model("efficientnet_b0").num_parameters()
     5288548
+    >>> models.densenet121(num_classes=14).num_parameters()  # CheXNet
+    6968206
     >>> models.list_models("resnet*")
     ['resnet101', 'resnet152', 'resnet18', 'resnet34', 'resnet50']
 
@@ -15,6 +18,16 @@ Every builder takes `num_classes=1000`, `in_channels=3` and `weights=None` (a pa
 weights load into a 1-channel model through `adapt_input_conv`.
 """
 
+from .densenet import (
+    DENSENET_CONFIGS,
+    DenseNet,
+    GrowChannels,
+    densenet121,
+    densenet161,
+    densenet169,
+    densenet201,
+    remap_legacy_keys,
+)
 from .efficientnet import (
     EFFICIENTNET_B0_STAGES,
     EFFICIENTNET_SCALING,
@@ -40,13 +53,16 @@ from .resnet import RESNET_CONFIGS, BasicBlock, Bottleneck, ResNet, resnet18, re
 from .weights import adapt_input_conv, adapt_state_dict, first_conv_key, load_weights
 
 __all__ = [
+    "DENSENET_CONFIGS",
     "EFFICIENTNET_B0_STAGES",
     "EFFICIENTNET_SCALING",
     "RESNET_CONFIGS",
     "BasicBlock",
     "Bottleneck",
     "Conv2dNormActivation",
+    "DenseNet",
     "EfficientNet",
+    "GrowChannels",
     "MBConv",
     "MBConvConfig",
     "ResNet",
@@ -54,6 +70,10 @@ __all__ = [
     "StochasticDepth",
     "adapt_input_conv",
     "adapt_state_dict",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
     "efficientnet_b0",
     "efficientnet_b1",
     "efficientnet_b2",
@@ -69,6 +89,7 @@ __all__ = [
     "list_models",
     "load_weights",
     "register_model",
+    "remap_legacy_keys",
     "resnet101",
     "resnet152",
     "resnet18",
