@@ -18,10 +18,10 @@ from kinone.nn import functional as F
 # name: (parameters at 1000 classes, parameter tensors, state-dict keys, sha256[:16] of the
 # "key:shape" lines in order), read from torchvision 0.29.1 (torch 2.14.1), weights=None.
 TORCHVISION = {
-    "densenet121": (7_978_856, 364, 727, "4e3c64a8c1f0e0b2"),
-    "densenet161": (28_681_000, 484, 967, "6c1a1e79a0bb3d8e"),
-    "densenet169": (14_149_480, 508, 1015, "0a8c79bb0c9e1a62"),
-    "densenet201": (20_013_928, 604, 1207, "8d2d3a0d4b1b7b9e"),
+    "densenet121": (7_978_856, 364, 727, "604b78c2bbed70c0"),
+    "densenet161": (28_681_000, 484, 967, "3f911412d51f2ecc"),
+    "densenet169": (14_149_480, 508, 1015, "56728b035e841ddf"),
+    "densenet201": (20_013_928, 604, 1207, "82cfe2e7fe9f5e8e"),
 }
 
 
