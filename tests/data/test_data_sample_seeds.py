@@ -85,8 +85,20 @@ def test_the_augmentation_changes_with_the_epoch_and_the_seed():
         assert sum(np.array_equal(first[i][1], other[i][1]) for i in first) == 0
 
 
-def test_sample_seed_is_a_function_of_seed_epoch_and_index_only():
-    sample_seed = worker.sample_seed
-    assert sample_seed(1, 2, 3) == sample_seed(1, 2, np.int64(3))
-    assert len({sample_seed(1, 2, 3), sample_seed(1, 2, 4), sample_seed(1, 3, 3), sample_seed(2, 2, 3)}) == 4
-    assert sample_seed(0, 0, "a-key") == sample_seed(0, 0, "a-key") != sample_seed(0, 0, "b-key")
+def test_the_seed_words_are_a_function_of_seed_epoch_and_index_only():
+    def words(seed, epoch, index):
+        return tuple(worker.sample_seed_words(seed, epoch, index).tolist())
+
+    assert words(1, 2, 3) == words(1, 2, np.int64(3))
+    assert len({words(1, 2, 3), words(1, 2, 4), words(1, 3, 3), words(2, 2, 3)}) == 4
+    assert words(0, 0, "a-key") == words(0, 0, "a-key") != words(0, 0, "b-key")
+
+
+def test_seeding_a_sample_sets_all_three_generators():
+    worker.seed_sample(4, 1, 7)
+    first = (random.random(), np.random.rand(), rand(1).item())
+    worker.seed_sample(4, 1, 8)
+    other = (random.random(), np.random.rand(), rand(1).item())
+    worker.seed_sample(4, 1, 7)
+    assert (random.random(), np.random.rand(), rand(1).item()) == first
+    assert all(a != b for a, b in zip(first, other))
