@@ -36,32 +36,46 @@ def rank_and_size():
 def allreduce():
     """Averages equal sum / size exactly (integer-valued gradients sum exactly); a parameter
     without a gradient on some ranks contributes zeros and gets one everywhere; one without a
-    gradient anywhere keeps None everywhere; versions are bumped; float64 stays float64."""
+    gradient anywhere keeps None everywhere; versions are bumped; float64 stays float64; a
+    strided gradient is averaged in place too. Run with the default bucket and with buckets of
+    10 float32 values, which split parameters across buckets."""
+    from kinone.distributed import gradients
+
+    for bucket_bytes in (gradients.BUCKET_BYTES, 40):
+        gradients.BUCKET_BYTES, default = bucket_bytes, gradients.BUCKET_BYTES
+        try:
+            _check_allreduce()
+        finally:
+            gradients.BUCKET_BYTES = default
+
+
+def _check_allreduce():
     r, n = rank_and_size()
-    shapes = [(3, 4), (5,), (2, 2, 2), (1,), (7,)]
+    shapes = [(3, 4), (5,), (2, 2, 2), (1,), (7,), (4, 6)]
     params = [Tensor(np.zeros(s, np.float32), requires_grad=True) for s in shapes]
+    expected = {}
     for i, p in enumerate(params):
-        if i == 3:
-            continue  # no gradient on any rank
-        if i == 1 and r == 0:
-            continue  # no gradient on rank 0 only
-        p.grad = Tensor(np.arange(p.data.size, dtype=np.float32).reshape(p.shape) * (r + 1) + 10 * i)
+        ranks = [q for q in range(n) if not (i == 1 and q == 0)]  # parameter 1: no gradient on rank 0
+        if i != 3:  # parameter 3: no gradient on any rank
+            values = lambda q: np.arange(p.data.size, dtype=np.float32).reshape(p.shape) * (q + 1) + 10 * i  # noqa: E731
+            expected[i] = (sum(values(q) for q in ranks) / np.float32(n)).astype(np.float32)
+            if r in ranks:
+                p.grad = Tensor(values(r))
+    params[5].grad = Tensor(np.ascontiguousarray(params[5].grad.data.T).T)  # strided: a transposed view
+    assert not params[5].grad.data.flags.c_contiguous
     versions = [p.grad._version_counter.value if p.grad is not None and p.grad._version_counter else 0 for p in params]
     grad_objects = [p.grad for p in params]
+    arrays = [None if p.grad is None else p.grad.data for p in params]
 
     dist.allreduce_gradients(params)
 
-    for i, p in enumerate(params):
-        size = p.data.size
-        ranks = [q for q in range(n) if not (i == 1 and q == 0)]
-        if i == 3:
-            assert p.grad is None, "a parameter without a gradient on every rank must keep grad None"
-            continue
-        expected = sum(np.arange(size, dtype=np.float32) * (q + 1) + 10 * i for q in ranks) / np.float32(n)
+    assert params[3].grad is None, "a parameter without a gradient on every rank must keep grad None"
+    for i, want in expected.items():
+        p = params[i]
         assert p.grad is not None and p.grad.data.dtype == np.float32
-        np.testing.assert_array_equal(p.grad.data.reshape(-1), expected.astype(np.float32))
+        np.testing.assert_array_equal(p.grad.data, want, err_msg=f"parameter {i}")
         if grad_objects[i] is not None:
-            assert p.grad is grad_objects[i], "gradients must be averaged in place"
+            assert p.grad is grad_objects[i] and p.grad.data is arrays[i], "gradients must be averaged in place"
             assert p.grad._version_counter.value == versions[i] + 1, "the gradient's version must be bumped"
 
     double = Tensor(np.zeros(3, np.float64), requires_grad=True)
