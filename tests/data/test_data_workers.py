@@ -193,6 +193,22 @@ def test_other_start_methods(method):
     assert no_children_left()
 
 
+def test_the_default_start_method_is_forkserver_once_mpi_is_initialised(monkeypatch):
+    """Forking a process that initialised MPI is a known crash; mpi4py is looked up, not imported."""
+    import types
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    assert loader_module.default_start_method() == "fork"
+    initialised = {"value": True}
+    mpi = types.SimpleNamespace(Is_initialized=lambda: initialised["value"], Is_finalized=lambda: False)
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", mpi)
+    assert loader_module.default_start_method() == "forkserver"
+    assert DataLoader(TensorDataset(np.zeros((2, 1))), num_workers=1)._context().get_start_method() == "forkserver"
+    initialised["value"] = False
+    assert loader_module.default_start_method() == "fork"
+
+
 # ------------------------------------------------------------------ seeds and worker info
 def sample_rows(loader):
     """One list per sample: the fields of WorkerIdentity."""
