@@ -345,6 +345,15 @@ def sigkill_rank_1():
     raise AssertionError("the barrier returned although rank 1 was killed")
 
 
+@check
+def abort_on_rank_1():
+    """Rank 1 stops on purpose with dist.abort(3) while the others wait: every rank must end."""
+    if dist.rank() == 1:
+        dist.abort(3)
+    dist.barrier()
+    raise AssertionError("the barrier returned although rank 1 aborted")
+
+
 def main(names):
     dist.init()
     for name in names:

@@ -37,3 +37,11 @@ def test_a_killed_rank_ends_the_job(run_mpi):
     assert result.returncode != 0
     assert "the barrier returned" not in result.output
     assert "signal 9" in result.output or "Killed" in result.output, result.output  # mpiexec's report
+
+
+def test_abort_on_one_rank_ends_every_rank(run_mpi):
+    """dist.abort(status) is how a rank stops on purpose (sys.exit would leave the others waiting)."""
+    result = run_mpi(2, "abort_on_rank_1", timeout=60)
+    assert not result.timed_out, f"the job hung after rank 1 called abort:\n{result.output}"
+    assert result.returncode == 3, result.output
+    assert "the barrier returned" not in result.output

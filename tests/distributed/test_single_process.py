@@ -46,6 +46,9 @@ def test_without_init_rank_zero_of_one():
     assert not dist.is_initialized()
     assert (dist.rank(), dist.world_size(), dist.local_rank(), dist.is_main()) == (0, 1, 0, True)
     dist.barrier()
+    with pytest.raises(SystemExit) as exited:
+        dist.abort(4)
+    assert exited.value.code == 4
 
 
 @pytest.mark.parametrize(

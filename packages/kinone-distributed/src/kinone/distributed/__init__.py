@@ -26,7 +26,7 @@ from .__about__ import __version__
 from .broadcast import broadcast_parameters, broadcast_state
 from .collectives import all_gather, average_buffers, check_same_everywhere
 from .gradients import DistributedOptimizer, allreduce_gradients
-from .runtime import barrier, init, is_initialized, is_main, launched_under_mpi, local_rank, rank, world_size
+from .runtime import abort, barrier, init, is_initialized, is_main, launched_under_mpi, local_rank, rank, world_size
 from .sampler import DistributedSampler
 from .sync_batchnorm import SyncBatchNorm, SyncBatchNormTraining, convert_sync_batchnorm, sync_batch_norm
 
@@ -36,6 +36,7 @@ __all__ = [
     "SyncBatchNorm",
     "SyncBatchNormTraining",
     "__version__",
+    "abort",
     "all_gather",
     "allreduce_gradients",
     "average_buffers",
