@@ -50,6 +50,7 @@ from kinone.train.run_log import RunWriter, read_run
 from . import transforms as T
 from .datasets.image_check import check_images
 from .datasets.nih import FINDINGS, NIHChestXray, make_sample
+from .device_loader import DeviceLoader
 from .loader import DataLoader
 
 DEFAULTS = {"model": "resnet18", "image_size": 224, "epochs": 5, "batch_size": 32, "lr": 1e-3,
@@ -544,6 +545,8 @@ def run(args) -> int:
     except (OSError, ValueError) as error:
         raise DataError(str(error)) from error
     loaders = make_loaders(args, datasets, dist)
+    if args.device != "cpu":  # batches uploaded through pinned buffers, overlapping the previous step
+        loaders = {split: DeviceLoader(loader, args.device) for split, loader in loaders.items()}
     if args.tf32:
         cuda.set_allow_tf32(True)
     model = build_model(args).to(args.device)
