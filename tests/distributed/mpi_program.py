@@ -350,6 +350,7 @@ def abort_on_rank_1():
     """Rank 1 stops on purpose with dist.abort(3) while the others wait: every rank must end."""
     if dist.rank() == 1:
         dist.abort(3)
+        print("abort returned on rank 1", flush=True)
     dist.barrier()
     raise AssertionError("the barrier returned although rank 1 aborted")
 

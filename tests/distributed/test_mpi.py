@@ -40,8 +40,11 @@ def test_a_killed_rank_ends_the_job(run_mpi):
 
 
 def test_abort_on_one_rank_ends_every_rank(run_mpi):
-    """dist.abort(status) is how a rank stops on purpose (sys.exit would leave the others waiting)."""
-    result = run_mpi(2, "abort_on_rank_1", timeout=60)
-    assert not result.timed_out, f"the job hung after rank 1 called abort:\n{result.output}"
-    assert result.returncode == 3, result.output
-    assert "the barrier returned" not in result.output
+    """dist.abort(status) is how a rank stops on purpose (sys.exit would leave the others
+    waiting). MPICH's MPI_Abort may return before the job ends (in 20 of 30 runs here): the
+    rank must not go on. Five launches, since that return is a race."""
+    for _ in range(5):
+        result = run_mpi(2, "abort_on_rank_1", timeout=60)
+        assert not result.timed_out, f"the job hung after rank 1 called abort:\n{result.output}"
+        assert result.returncode == 3, result.output
+        assert "abort returned" not in result.output and "the barrier returned" not in result.output, result.output
