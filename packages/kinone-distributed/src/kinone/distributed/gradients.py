@@ -1,6 +1,7 @@
 """Averaging gradients across ranks: `allreduce_gradients` and Horovod's `DistributedOptimizer`.
 
-The gradients are averaged as one flat float32 vector (ChainerMN's "flat" communicator): the
+The gradients are averaged as one flat vector in their common dtype (float32 for a float32
+model; ChainerMN's "flat" communicator): the
 parameters' `.grad` arrays, laid end to end, are summed across ranks with in-place Allreduces
 and divided by the number of ranks, and the averages are written back into the same arrays.
 One flat vector instead of one call per parameter: ResNet-18 has 62 parameter tensors, and
@@ -8,11 +9,12 @@ every collective costs a round of latency.
 
 On the CPU the vector goes through one reused buffer of BUCKET_BYTES (2 MiB, the L2 cache
 here) at a time: copy a slice of the gradients in, Allreduce it, divide, copy it back. Measured
-with ResNet-18's 46.8 MB of gradients, 2 ranks on this 2-core machine: one Allreduce of the
-whole vector (with its packing and unpacking) took 33 ms, where MPICH's shared-memory
-transfers spill out of the caches; the 2 MiB buckets take 9 ms (median of 20). On a CUDA
-device the whole vector is one bucket: NCCL streams it at full bandwidth, and every bucket
-would cost kernel launches.
+with ResNet-18's 46.8 MB of gradients, 2 ranks on this 2-core machine, both ways alternating
+in one run (medians of 15; the machine was shared): the whole vector packed into one buffer
+and reduced by one Allreduce took 51 ms, the 2 MiB buckets 24 ms (1 and 4 MiB: 24 ms,
+512 KiB: 27 ms, 8 MiB: 27 ms). MPICH's shared-memory transfers of the whole vector run out of
+the caches. On a CUDA device the whole vector is one bucket: NCCL streams it at full
+bandwidth, and every bucket would cost kernel launches.
 
 Parameters without a gradient contribute zeros. A first, tiny Allreduce counts on how many
 ranks each parameter has a gradient: one that has one somewhere gets one everywhere (zeros
@@ -47,8 +49,13 @@ class _Buffers:
         key = (str(backend.device_of(like)), np.dtype(dtype).str)
         bucket = self.buckets.get(key)
         if bucket is None or bucket.size < size:
-            xp = backend.get_array_module(like)
-            bucket = self.buckets[key] = xp.empty(size, dtype=dtype)
+            if type(like) is np.ndarray:
+                bucket = np.empty(size, dtype=dtype)
+            else:
+                xp = backend.get_array_module(like)
+                with xp.cuda.Device(like.device.id):
+                    bucket = xp.empty(size, dtype=dtype)
+            self.buckets[key] = bucket
         return bucket[:size]
 
 
