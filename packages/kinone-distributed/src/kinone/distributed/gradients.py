@@ -1,9 +1,9 @@
 """Averaging gradients across ranks: `allreduce_gradients` and Horovod's `DistributedOptimizer`.
 
 The gradients are averaged as one flat vector in their common dtype (float32 for a float32
-model; ChainerMN's "flat" communicator): the
-parameters' `.grad` arrays, laid end to end, are summed across ranks with in-place Allreduces
-and divided by the number of ranks, and the averages are written back into the same arrays.
+model; ChainerMN's "flat" communicator): the parameters' `.grad` arrays, laid end to end, are
+summed across ranks with in-place Allreduces and divided by the number of ranks, and the
+averages are written back into the same arrays.
 One flat vector instead of one call per parameter: ResNet-18 has 62 parameter tensors, and
 every collective costs a round of latency.
 
