@@ -208,3 +208,13 @@ def test_a_damaged_shard_or_index_is_named(source, tmp_path):
     (out / "index.json").write_text("{")
     with pytest.raises(CacheError, match="cannot read .*index.json"):
         ImageCache(out)
+
+
+def test_make_sample_draws_the_same_images_with_workers_and_upsamples_with_draw_size(tmp_path):
+    zero = make_sample(tmp_path / "zero", n_patients=4, image_size=64, draw_size=32, seed=2, progress=False)
+    two = make_sample(tmp_path / "two", n_patients=4, image_size=64, draw_size=32, seed=2, progress=False, workers=2)
+    names = sorted(images_of(zero))
+    assert names == sorted(images_of(two))
+    assert all((images_of(zero)[n]).read_bytes() == (images_of(two)[n]).read_bytes() for n in names)
+    assert load_grayscale(str(images_of(zero)[names[0]])).size == (64, 64)
+    assert "SYNTHETIC" in (zero / "README.txt").read_text() and "draw_size=32" in (zero / "README.txt").read_text()

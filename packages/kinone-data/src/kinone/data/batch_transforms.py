@@ -186,7 +186,7 @@ class RandomCrop(_Geometric):
     def plan(self, keys, stream, height, width):
         out_h, out_w = _fits(self.size, height, width, "RandomCrop")
         draws = uniform(keys, stream, 2)
-        top, left = xp_floor(draws[:, 0] * (height - out_h + 1)), xp_floor(draws[:, 1] * (width - out_w + 1))
+        top, left = _floor(draws[:, 0] * (height - out_h + 1)), _floor(draws[:, 1] * (width - out_w + 1))
         return _affine(get_array_module(keys), len(keys), 1.0, left, 1.0, top), out_h, out_w
 
     def __repr__(self) -> str:
@@ -260,7 +260,7 @@ class RandomRotation(_Geometric):
         return f"RandomRotation(degrees={self.degrees}, fill={self.fill})"
 
 
-def xp_floor(values):
+def _floor(values):
     return get_array_module(values).floor(values)
 
 
