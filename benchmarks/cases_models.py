@@ -107,6 +107,16 @@ def efficientnet_b0_train_step(fw):
     return _training_step(fw, "efficientnet_b0", 8, 64)
 
 
+def densenet121_train_step_224(fw):
+    """densenet121 training step, (8, 3, 224, 224) float32 (CheXNet's network and size): forward, cross-entropy, backward, SGD-momentum step."""
+    return _training_step(fw, "densenet121", 8, 224)
+
+
+def densenet121_train_step_64(fw):
+    """densenet121 training step, (16, 3, 64, 64) float32: forward, cross-entropy, backward, SGD-momentum step."""
+    return _training_step(fw, "densenet121", 16, 64)
+
+
 def resnet18_inference_224(fw):
     """resnet18 eval-mode inference under no_grad, (16, 3, 224, 224) float32."""
     model = build_model(fw, "resnet18").eval()
@@ -123,4 +133,6 @@ CASES = [
     Case("resnet18_train_step", resnet18_train_step, unit="ms/iter", target=2.0),
     Case("efficientnet_b0_train_step", efficientnet_b0_train_step, unit="ms/iter", target=3.0),
     Case("resnet18_inference_224", resnet18_inference_224, unit="ms/iter"),
+    Case("densenet121_train_step_224", densenet121_train_step_224, unit="ms/iter", target=2.0),
+    Case("densenet121_train_step_64", densenet121_train_step_64, unit="ms/iter", target=2.0),
 ]
