@@ -325,3 +325,21 @@ def test_training_on_the_standin_cuda_device_records_it_and_resumes_on_the_cpu(s
     # The checkpoint holds host arrays: the run continues on the CPU.
     assert main(["--run-dir", str(run), "--resume", "--no-progress", "--max-steps", "3", "--device", "cpu"]) == 0
     assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------- --cache
+def test_training_from_a_prepared_cache(sample, tmp_path, capsys):
+    from kinone.data.cache import prepare_cache
+
+    cache = tmp_path / "cache"
+    prepare_cache(sample, cache, image_size=32, workers=1, progress=False)
+    run = tmp_path / "run"
+    assert train(sample, run, "--cache", str(cache), "--max-steps", "2") == 0
+    assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2]
+    assert read_run(run)["config"]["cache"] == str(cache)
+    assert main(["--run-dir", str(run), "--resume", "--no-progress", "--max-steps", "3"]) == 0  # the cache from run.json
+    assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2, 3]
+    assert train(sample, tmp_path / "run2", "--cache", str(cache), "--image-size", "64") == 2
+    assert "kinone-prepare --image-size 64" in one_line_error(capsys)
+    assert train(sample, tmp_path / "run3", "--cache", str(tmp_path / "nope")) == 1
+    assert "no index.json" in one_line_error(capsys)

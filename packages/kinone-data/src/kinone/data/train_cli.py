@@ -48,6 +48,8 @@ from kinone.train.checkpoint import read_checkpoint_progress
 from kinone.train.run_log import RunWriter, read_run
 
 from . import transforms as T
+from . import batch_transforms as B
+from .cache import CacheError, ImageCache
 from .datasets.image_check import check_images
 from .datasets.nih import FINDINGS, NIHChestXray, make_sample
 from .device_loader import DeviceLoader
@@ -65,7 +67,7 @@ RUN_CONFIG_FLAGS = {"model": "--model", "image_size": "--image-size", "epochs": 
                     "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
                     "weight_decay": "--weight-decay", "seed": "--seed", "val_fraction": "--val-fraction",
                     "in_channels": "--in-channels", "weights": "--weights", "sample": "--sample",
-                    "skip_missing": "--skip-missing", "no_sync_bn": "--no-sync-bn"}
+                    "skip_missing": "--skip-missing", "no_sync_bn": "--no-sync-bn", "cache": "--cache"}
 INSTALL_ONNX = "python -m pip install './packages/kinone-onnx[runtime]' (from the root of a Kinone clone)"
 
 
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--in-channels", type=int, choices=(1, 3), help="1 (grayscale, default) or 3")
     add("--weights", type=Path, help="initial weights: a state dict (.npz) or a Kinone checkpoint; 3-channel weights adapt to --in-channels 1")
     add("--val-fraction", type=float, help=f"fraction of train_val patients held out for validation (default {d['val_fraction']})")
+    add("--cache", type=Path, help="read images from a kinone-prepare cache (decoded once; augmented a batch at a time); "
+                                   "--image-size at most the cache's size")
     add("--skip-missing", action="store_true", default=None, help="train without the images whose files are missing (default: refuse)")
     add("--no-check-images", action="store_true", help="skip reading every image's header before the first step")
     add("--export-onnx", action="store_true", help="also write model.onnx into the run directory (needs kinone-onnx)")
@@ -202,7 +206,7 @@ def _take_run_config(args) -> None:
     _refuse_a_live_run(run_dir, info)
     for key, flag in RUN_CONFIG_FLAGS.items():
         saved, given = config.get(key), getattr(args, key)
-        if key == "weights" and saved is not None:
+        if key in ("weights", "cache") and saved is not None:
             saved = Path(saved)
         if given is not None and given != saved:
             if key == "epochs":
@@ -318,13 +322,17 @@ def build_model(args):
 def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
     """The three splits. Under mpiexec every process loads them; rank 0 alone prints the
     warnings and checks the images (the others would read the same headers again)."""
+    cache = open_cache(args) if args.cache is not None else None
+    args.cache_size = None if cache is None else cache.image_size
     with warnings.catch_warnings(record=True) as caught:  # skipped or repeated images: one line each
         warnings.simplefilter("always")
-        datasets = {
-            split: NIHChestXray(args.data_dir, split, transform=transforms_for(args.image_size, args.in_channels, split == "train"),
-                                val_fraction=args.val_fraction, seed=args.seed, skip_missing=args.skip_missing)
-            for split in ("train", "val", "test")
-        }
+        datasets = {}
+        for split in ("train", "val", "test"):
+            transform = None if cache is not None else transforms_for(args.image_size, args.in_channels, split == "train")
+            data = NIHChestXray(args.data_dir, split, transform=transform, val_fraction=args.val_fraction,
+                                seed=args.seed, skip_missing=args.skip_missing, cache=cache)
+            # From a cache, samples carry their augmentation key (a function of seed, epoch, index).
+            datasets[split] = B.KeyedDataset(data) if cache is not None else data
     for warning in {str(w.message): None for w in caught} if main_rank else ():
         print(f"kinone-train: warning: {warning}", file=sys.stderr)
     saved = getattr(args, "saved_config", None)
@@ -334,7 +342,7 @@ def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
             if before is not None and before != len(data):
                 raise DataError(f"--resume: the {split} split of {args.data_dir} has {len(data)} images; "
                                 f"the run was trained with {before}")
-    if main_rank and not args.no_check_images:
+    if main_rank and not args.no_check_images and cache is None:  # a cache was checked when it was made
         paths = [path for data in datasets.values() for path in data.image_paths()]
         bad = check_images(paths, progress=show_progress)
         if bad:
@@ -344,6 +352,39 @@ def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
             raise DataError(f"{len(bad)} of {len(paths)} images cannot be read{more}; fix or remove them "
                             "(with --skip-missing for removed files), or pass --no-check-images")
     return datasets
+
+
+def open_cache(args):
+    """The --cache folder, checked against --image-size (one-line errors)."""
+    try:
+        cache = ImageCache(args.cache)
+    except CacheError as error:
+        raise DataError(str(error)) from None
+    if cache.image_size < args.image_size:
+        raise UsageError(f"--image-size {args.image_size} is larger than the cache's {cache.image_size} ({args.cache}); "
+                         f"prepare one with kinone-prepare --image-size {args.image_size}")
+    return cache
+
+
+def batch_augmentation(args, train: bool):
+    """What the PIL transforms do per image, on a batch of cached uint8 images at once."""
+    steps = [] if args.image_size == args.cache_size else [B.Resize(args.image_size)]
+    if train:
+        steps.append(B.RandomRotation(5))  # small rotations only, as transforms_for
+    steps.append(B.Normalize([0.5], [0.25]))
+    augment = B.Compose(steps)
+    return augment if args.in_channels == 1 else _RepeatChannels(augment, args.in_channels)
+
+
+class _RepeatChannels:
+    """A grayscale augmentation whose output is repeated to `channels` (--in-channels 3);
+    a class, not a lambda: forkserver workers receive it pickled."""
+
+    def __init__(self, augment, channels: int):
+        self.augment, self.channels = augment, channels
+
+    def __call__(self, images, keys=None):
+        return self.augment(images, keys).repeat(self.channels, axis=1)
 
 
 def progress_bar(enabled: bool):
@@ -453,9 +494,13 @@ def make_loaders(args, datasets: dict, dist) -> dict:
     every process takes the same number of steps; the val and test splits in order, padded to
     equal shares (the Trainer drops the padding when it gathers the predictions); workers
     started by forkserver, since forking a process that initialised MPI is a known crash."""
+    def collate(split):  # from a cache: the batch is augmented where it is collated (in the workers)
+        return None if args.cache is None else B.AugmentCollate(batch_augmentation(args, split == "train"))
+
     if dist is None:
         return {split: DataLoader(data, batch_size=args.batch_size, shuffle=split == "train", num_workers=args.num_workers,
-                                  drop_last=split == "train" and len(data) > args.batch_size, seed=args.seed)
+                                  drop_last=split == "train" and len(data) > args.batch_size, seed=args.seed,
+                                  collate_fn=collate(split))
                 for split, data in datasets.items()}
     loaders = {}
     for split, data in datasets.items():
@@ -463,7 +508,8 @@ def make_loaders(args, datasets: dict, dist) -> dict:
         sampler = dist.DistributedSampler(len(data), shuffle=train, seed=args.seed, drop_last=train)
         loaders[split] = DataLoader(data, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
                                     drop_last=train and len(sampler) > args.batch_size, seed=args.seed,
-                                    multiprocessing_context="forkserver" if args.num_workers else None)
+                                    multiprocessing_context="forkserver" if args.num_workers else None,
+                                    collate_fn=collate(split))
     return loaders
 
 
