@@ -153,3 +153,9 @@ def test_stale_temporaries_of_killed_checkpoint_writes_are_removed_at_start(tmp_
     trainer = make_trainer(run, epochs=2)
     trainer.fit(resume=True)
     assert not any(path.exists() for path in stale) and keep.exists()
+
+
+def test_each_step_logs_its_data_wait_and_compute_time(tmp_path):
+    make_trainer(tmp_path / "run", epochs=1).fit()
+    train = [r for r in read_metrics(tmp_path / "run") if r.get("split") == "train"]
+    assert all(r["data_time"] >= 0 and r["step_time"] > 0 for r in train)

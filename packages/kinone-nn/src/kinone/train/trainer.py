@@ -5,7 +5,9 @@
                       best_metric="mean_auroc", checkpoint_every=200)
     summary = trainer.fit(resume=True)   # continues from runs/exp1/checkpoints/latest.npz if present
 
-Per step it logs loss, learning rate and samples per second (split "train"), and every
+Per step it logs loss, learning rate, samples per second, and the seconds spent waiting for the
+batch (`data_time`) and computing the step (`step_time`: a loader that keeps up makes
+`data_time` near 0) (split "train"), and every
 `grad_norm_every` steps the L2 norm of every parameter's gradient (split "grad_norm"); per
 epoch the validation loss and metrics (split "val"). It writes `checkpoints/latest.npz` every
 `checkpoint_every` steps and at each epoch's end, and `checkpoints/best.npz` when `best_metric`
@@ -335,12 +337,14 @@ class Trainer:
             tick = time.perf_counter()
             for inputs, target in self.progress(batches, total=total, initial=state.start_batch,
                                                 desc=f"epoch {state.epoch + 1}"):
+                arrived = time.perf_counter()  # until here the loop waited for data
                 loss_value, samples = self._train_step(state, writer, inputs, target)
                 loss_value, samples, stop.requested = self._global_step_figures(loss_value, samples, stop.requested)
                 batch += 1
                 now = time.perf_counter()
                 writer.log(state.step, state.epoch, "train", loss=loss_value, lr=state.lr,
-                           samples_per_sec=samples / max(now - tick, 1e-9))
+                           samples_per_sec=samples / max(now - tick, 1e-9),
+                           data_time=round(arrived - tick, 6), step_time=round(now - arrived, 6))
                 tick = now
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(f"Trainer: the training loss became {loss_value} at step {state.step}")
