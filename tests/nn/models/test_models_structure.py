@@ -13,7 +13,7 @@ from kinone import models, nn
 from kinone.autograd import manual_seed
 
 # name: (parameters at 1000 classes, parameter tensors, state-dict keys, sha256[:16] of the
-# "key:shape" lines in order). All four read from torchvision 0.29.1 (torch 2.14.1) models
+# "key:shape" lines in order). All read from torchvision 0.29.1 (torch 2.14.1) models
 # built with weights=None: the digest pins every name, its position and its shape.
 TORCHVISION = {
     "resnet18": (11_689_512, 62, 122, "3e58b0798c806a0c"),
@@ -29,6 +29,10 @@ TORCHVISION = {
     "efficientnet_b5": (30_389_784, 506, 854, "2ade86b0b939e121"),
     "efficientnet_b6": (43_040_704, 584, 986, "fb07994073c93883"),
     "efficientnet_b7": (66_347_960, 711, 1200, "c6f5daf9dfaea933"),
+    "densenet121": (7_978_856, 364, 727, "604b78c2bbed70c0"),
+    "densenet161": (28_681_000, 484, 967, "3f911412d51f2ecc"),
+    "densenet169": (14_149_480, 508, 1015, "56728b035e841ddf"),
+    "densenet201": (20_013_928, 604, 1207, "82cfe2e7fe9f5e8e"),
 }
 
 
@@ -37,10 +41,10 @@ def digest(state_dict) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
-def test_registry_lists_the_thirteen_models():
+def test_registry_lists_the_seventeen_models():
     assert models.list_models() == sorted(TORCHVISION)
     assert models.list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
-    assert models.list_models(exclude=["resnet*", "efficientnet_b[1-7]"]) == ["efficientnet_b0"]
+    assert models.list_models(exclude=["resnet*", "efficientnet_b[1-7]", "densenet*"]) == ["efficientnet_b0"]
     assert models.get_model_builder("resnet18") is models.resnet18
     with pytest.raises(ValueError, match="unknown model 'resnet19'.*resnet18"):
         models.get_model("resnet19")

@@ -109,6 +109,10 @@ def convert(in_path, out_path, model: str | None = None) -> "OrderedDict[str, np
     """Convert `in_path` (.pth) to `out_path` (.npz); with `model`, check it loads strictly."""
     checkpoint, torch_version = read_torch_checkpoint(in_path)
     state_dict = state_dict_to_numpy(checkpoint, source=str(in_path))
+    if model is not None and model.startswith("densenet"):
+        from .densenet import remap_legacy_keys
+
+        state_dict = remap_legacy_keys(state_dict)  # torchvision's published files use old names
     if model is not None:
         check_against_model(state_dict, model)
     metadata = {"converted_from": Path(in_path).name, "converted_by": "kinone.models.convert", "torch": torch_version}
