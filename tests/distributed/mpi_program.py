@@ -37,7 +37,7 @@ def allreduce():
     """Averages equal sum / size exactly (integer-valued gradients sum exactly); a parameter
     without a gradient on some ranks contributes zeros and gets one everywhere; one without a
     gradient anywhere keeps None everywhere; versions are bumped; float64 stays float64; a
-    strided gradient is averaged in place too. Run with the default bucket and with buckets of
+    strided gradient is averaged too (in the same Tensor, now C-contiguous). Run with the default bucket and with buckets of
     10 float32 values, which split parameters across buckets."""
     from kinone.distributed import gradients
 
@@ -75,7 +75,9 @@ def _check_allreduce():
         assert p.grad is not None and p.grad.data.dtype == np.float32
         np.testing.assert_array_equal(p.grad.data, want, err_msg=f"parameter {i}")
         if grad_objects[i] is not None:
-            assert p.grad is grad_objects[i] and p.grad.data is arrays[i], "gradients must be averaged in place"
+            assert p.grad is grad_objects[i], "gradients must be averaged in place"
+            assert p.grad.data is arrays[i] or i == 5, "a C-contiguous gradient's array must be averaged in place"
+            assert p.grad.data.flags.c_contiguous
             assert p.grad._version_counter.value == versions[i] + 1, "the gradient's version must be bumped"
 
     double = Tensor(np.zeros(3, np.float64), requires_grad=True)
