@@ -35,7 +35,7 @@ def test_unshuffled_shares_equal_pytorchs(drop_last):
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_shuffled_shares_split_a_permutation_as_pytorch_does(drop_last):
     """Given torch's own permutation, our padding and splitting reproduce torch's shares."""
-    import torch
+    torch = pytest.importorskip("torch", reason="torch is not installed: no PyTorch reference")
 
     for length, replicas, epoch in itertools.product(LENGTHS, REPLICAS, [0, 3]):
         permutation = torch.randperm(length, generator=torch.Generator().manual_seed(7 + epoch)).numpy()

@@ -30,8 +30,7 @@ def test_import_does_not_initialise_mpi():
     assert out.split() == ["False", "False"]
 
 
-def test_init_in_one_process_is_world_size_one_and_idempotent():
-    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install mpi4py mpich)")
+def test_init_in_one_process_is_world_size_one_and_idempotent(run_mpi):  # run_mpi: skips (or fails under CI) without MPI
     out = _run_python(
         "import sys, kinone.distributed as d\n"
         "hook = sys.excepthook\n"
