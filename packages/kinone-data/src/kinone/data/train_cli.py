@@ -471,11 +471,7 @@ def _abort_all_ranks(args, code: int) -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    from kinone.distributed.runtime import active_comm
-
-    comm = active_comm()
-    if comm is not None:
-        comm.Abort(code)
+    dist.abort(code)  # ends every rank (MPI_Abort alone may return before the job ends)
 
 
 def _is_main(args) -> bool:
