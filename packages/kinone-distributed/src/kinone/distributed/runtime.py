@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 # (variable holding the world size, variable that must be present beside it), per launcher.
 # Slurm: SLURM_STEP_NUM_TASKS is the size of the srun step; SLURM_NTASKS (the allocation's)
@@ -108,6 +109,10 @@ def _abort_now(status: int) -> None:
     its next collective or MPI_Finalize; `os._exit` ends it without either."""
     sys.stdout.flush()
     sys.stderr.flush()
+    # mpiexec forwards each rank's output asynchronously and stops forwarding once the job is
+    # aborted: give it a moment to carry the lines just written (seen in CI: the traceback
+    # arrived, the rank's one-line summary after it did not).
+    time.sleep(0.25)
     try:
         _state.comm.Abort(status)
     finally:
