@@ -68,6 +68,14 @@ def device(spec="cpu") -> Device:
     return Device(spec)
 
 
+def cuda_device(index=None) -> Device:
+    """What `.cuda(index)` of a Tensor or Module means: `cuda:0`, `cuda:N` for an int, or the
+    device given."""
+    if index is None:
+        return Device("cuda")
+    return Device(f"cuda:{index}") if isinstance(index, int) else Device(index)
+
+
 # ---------------------------------------------------------------------- the CUDA module
 def _load_cuda():
     global _cupy

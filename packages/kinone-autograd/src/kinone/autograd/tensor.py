@@ -118,11 +118,7 @@ class Tensor:
 
     def cuda(self, device=None) -> "Tensor":
         """This tensor on a CUDA device (`cuda:0` unless given); itself if already there."""
-        if device is None:
-            device = "cuda"
-        elif isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to(device)
+        return self.to(backend.cuda_device(device))
 
     def cpu(self) -> "Tensor":
         """This tensor on the CPU; itself if already there."""

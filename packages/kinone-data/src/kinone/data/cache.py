@@ -48,21 +48,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from kinone.nn.serialization import atomic_write
+
+from .transforms import _INTERPOLATIONS
 
 FORMAT, VERSION = "kinone-image-cache", 1
 INDEX = "index.json"
 SHARDS = "shards"
-RESAMPLE_FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+RESAMPLE_FILTERS = _INTERPOLATIONS  # the names transforms.Resize takes
 SHARD_BYTES = 64 * 2**20  # a shard holds about this much pixel data (1,024 images at 256)
 SHOWN = 5  # names an error lists before "... (N more)"
 

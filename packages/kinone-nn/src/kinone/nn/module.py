@@ -288,11 +288,7 @@ class Module:
 
     def cuda(self, device=None) -> "Module":
         """`to("cuda")` (`cuda:N` for `device=N`): parameters and buffers on a CUDA device, in place."""
-        if device is None:
-            device = "cuda"
-        elif isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to(device)
+        return self.to(backend.cuda_device(device))
 
     def cpu(self) -> "Module":
         """`to("cpu")`: parameters and buffers in host memory, in place."""
