@@ -48,10 +48,6 @@ def _module(device):
     return np if device.type == "cpu" else backend.cuda_module()
 
 
-def _on(array, device):
-    return array if device is None else backend.to_device(array, backend.Device(device))
-
-
 def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
     """A new leaf tensor holding a copy of `data` (as torch.tensor), on `device` (default cpu)."""
     if isinstance(data, Tensor):
@@ -59,7 +55,8 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
     if isinstance(data, np.ndarray) or backend.is_cuda_array(data):
         data = data.astype(dtype or data.dtype, copy=True)
     t = Tensor(data, dtype=dtype)
-    t.data = _on(t.data, device) if device is not None or backend.is_cuda_array(t.data) else t.data
+    if device is not None:
+        t.data = backend.to_device(t.data, backend.Device(device))
     return t.requires_grad_(True) if requires_grad else t
 
 

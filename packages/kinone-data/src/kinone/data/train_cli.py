@@ -625,8 +625,7 @@ def run(args) -> int:
                       epoch_callbacks=[_print_validation(args.epochs)] if main_rank else [], device=args.device,
                       distributed=dist)
     args.run_started = True
-    if args.resume:
-        progress = read_checkpoint_progress(trainer.latest_path)
+    if args.resume:  # `progress`: read above from the same latest.npz
         say(f"resuming {args.run_dir} from {trainer.latest_path.name}: epoch {progress['epoch'] + 1} of {args.epochs}, "
             f"batch {progress['batch']}, step {progress['step']}", flush=True)
     summary = trainer.fit(resume=args.resume)

@@ -16,7 +16,15 @@ import numpy as np
 
 from kinone.autograd import Function, Tensor, backend, is_grad_enabled
 from kinone.nn import BatchNorm1d, BatchNorm2d, Module
-from kinone.nn.functional.normalization import _as_3d, _per_channel, _per_channel_dot, _per_channel_sum
+from kinone.nn.functional.normalization import (
+    _as_3d,
+    _per_channel,
+    _per_channel_dot,
+    _per_channel_sum,
+    input_grad_in_place,
+    scale_and_shift,
+    update_running_stats,
+)
 
 from .runtime import active_comm, mpi, world_size
 
@@ -60,15 +68,8 @@ class SyncBatchNormTraining(Function):
         var = backend.as_array(_sum_across_ranks(backend.to_host(_per_channel_dot(out, out))) / count, x)
         invstd = 1.0 / backend.get_array_module(var).sqrt(var + eps)
 
-        if "running_mean" in given:
-            running_mean, running_var = given["running_mean"], given["running_var"]
-            running_mean[...] = momentum * mean + (1 - momentum) * running_mean
-            running_var[...] = momentum * var * (count / (count - 1)) + (1 - momentum) * running_var
-
-        scale = invstd if weight is None else invstd * weight
-        out *= _per_channel(scale, x3)
-        if bias is not None:
-            out += _per_channel(bias, x3)
+        update_running_stats(given, mean, var, count, momentum)
+        scale = scale_and_shift(out, x3, invstd, weight, bias)
         ctx.inputs, ctx.count = inputs, count
         ctx.save_for_backward(x, mean, invstd, scale)
         return out.reshape(x.shape)
@@ -88,12 +89,8 @@ class SyncBatchNormTraining(Function):
             sums = _sum_across_ranks(np.concatenate([backend.to_host(sum_g), backend.to_host(sum_g_centred)]))
             total_g = backend.as_array(sums[:channels], x)
             total_g_centred = backend.as_array(sums[channels:], x)
-            # dx = scale · (g - Σg/M - (x - μ) · invstd² · Σ g·(x - μ) / M), in place.
-            dx = centred
-            dx *= _per_channel(invstd * invstd * total_g_centred / ctx.count, centred)
-            dx += _per_channel(total_g / ctx.count, centred)
-            backend.get_array_module(dx).subtract(grad3, dx, out=dx)
-            dx *= _per_channel(scale, centred)
+            # The sums over every rank's values (M = ctx.count of them per channel).
+            dx = input_grad_in_place(centred, grad3, invstd, scale, total_g, total_g_centred, ctx.count)
             dx = dx.reshape(grad.shape)
         return (dx, *(grads.get(name) for name in ctx.inputs))
 

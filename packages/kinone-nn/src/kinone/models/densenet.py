@@ -40,7 +40,7 @@ from typing import Mapping
 import numpy as np
 
 from kinone import nn
-from kinone.autograd import Function, Tensor, backend, cat, is_grad_enabled
+from kinone.autograd import Function, backend, cat, is_grad_enabled
 from kinone.nn import functional as F
 
 from .registry import register_model

@@ -365,16 +365,20 @@ class Trainer:
                 # The epoch's checkpoint comes first: a bad validation file or a crash while
                 # validating loses no training (the resumed run validates, then goes on).
                 state.epoch += 1
-                self._save(self.latest_path, state.epoch, 0, state.step, state.best, validated=False)
-                self._validate(state, writer, epoch_done=state.epoch)
-                self._save(self.latest_path, state.epoch, 0, state.step, state.best)
+                validating = self.val_data is not None
+                self._save(self.latest_path, state.epoch, 0, state.step, state.best, validated=not validating)
+                if validating:  # once validated, the checkpoint says so (and holds the new best)
+                    self._validate(state, writer, epoch_done=state.epoch)
+                    self._save(self.latest_path, state.epoch, 0, state.step, state.best)
             else:
                 # Stopped by max_steps mid-epoch. Validation may draw random numbers (a loader's
                 # transforms): the run must resume with the streams as training left them.
                 rng_at_stop = capture_rng_state()
                 self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
+                best_before = state.best
                 self._validate(state, writer, epoch_done=state.epoch, batch=batch)
-                self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
+                if state.best != best_before:  # the same on every rank: the metrics are gathered
+                    self._save(self.latest_path, state.epoch, batch, state.step, state.best, rng_state=rng_at_stop)
             if self._any_rank(stop.requested):
                 raise TrainingInterrupted(state.epoch, 0 if epoch_finished else batch, state.step)
 
