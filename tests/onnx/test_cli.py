@@ -82,3 +82,18 @@ def test_dynamic_size_flag(run_dir):
     assert main([str(run), "--dynamic-size", "--verify"]) == 0
     dims = onnx.load(str(run / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, "height", "width"]
+
+
+def test_verify_accepts_float32_rounding_but_says_so(run_dir, capsys):
+    """ResNet-18 in float32 differs between two correct implementations by about Kinone's own
+    float32 error; at zero tolerance that is all `--verify` sees, and it passes, naming it."""
+    run, _ = run_dir
+    assert main([str(run), "--verify", "--atol", "0", "--rtol", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "verified in onnxruntime" in out and "float32 rounding" in out
+
+
+def test_strict_verify_holds_the_tolerance(run_dir, capsys):
+    run, _ = run_dir
+    assert main([str(run), "--verify", "--atol", "0", "--rtol", "0", "--strict"]) == 1
+    assert "this is float32 rounding" in capsys.readouterr().err

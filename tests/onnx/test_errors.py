@@ -182,3 +182,14 @@ def test_control_flow_on_the_size_is_refused(tmp_path):
 
     with pytest.raises(ExportError, match=r"at another input size the model makes other Function calls \(call 0: ReLU"):
         kinone_onnx.export(branches, Tensor(np.ones((2, 3), np.float32)), tmp_path / "m.onnx")
+
+
+def test_verify_can_accept_float32_rounding_but_never_a_wrong_export(tmp_path):
+    model, x = _cancelling_linear()
+    kinone_onnx.export(model, x, tmp_path / "m.onnx")
+    report = kinone_onnx.verify(model, tmp_path / "m.onnx", x, accept_float32_rounding=True)
+    assert report.max_abs_diff > 1e-3 and report.float32_rounding
+    assert "only by float32 rounding" in str(report)
+    model.bias.data[0] += 1.0
+    with pytest.raises(kinone_onnx.VerificationError, match="the export is likely wrong"):
+        kinone_onnx.verify(model, tmp_path / "m.onnx", x, accept_float32_rounding=True)

@@ -33,10 +33,15 @@ class VerifyReport:
     batch_sizes: list = field(default_factory=list)
     input_shapes: list = field(default_factory=list)  # the first input's shape in each run
     runs: list = field(default_factory=list)  # per run: {"batch_size", "max_abs_diff" per output}
+    float32_rounding: list = field(default_factory=list)  # outputs past the tolerance by float32 rounding only
 
     def __str__(self) -> str:
-        return (f"max |onnxruntime - kinone| {self.max_abs_diff:.3g} (relative {self.max_rel_diff:.3g}) "
+        text = (f"max |onnxruntime - kinone| {self.max_abs_diff:.3g} (relative {self.max_rel_diff:.3g}) "
                 f"over batch sizes {self.batch_sizes}")
+        if self.float32_rounding:
+            text += (f"; past the tolerance only by float32 rounding ({'; '.join(self.float32_rounding)}), "
+                     "onnxruntime no further from Kinone in float64 than Kinone's own float32")
+        return text
 
 
 def _runtime():
@@ -70,11 +75,18 @@ def _another_size(run: tuple[np.ndarray, ...], symbolic: list, seed: int = 0) ->
     return tuple(out)
 
 
-def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> VerifyReport:
+def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5,
+           accept_float32_rounding: bool = False) -> VerifyReport:
     """Compare onnxruntime (CPU) on the file at `path` with `model` (eval mode, no graph) on
     `inputs` and, for a file with dynamic dims, on inputs of another size. Raises
     `VerificationError` naming the input, output, element and values when some element has
-    |ort - kinone| > atol + rtol·|kinone|; returns the report otherwise."""
+    |ort - kinone| > atol + rtol·|kinone|; returns the report otherwise.
+
+    With `accept_float32_rounding`, an output past the tolerance still passes when Kinone run
+    in float64 shows it is rounding: onnxruntime's float32 result is at most 4 times as far
+    from the float64 one as Kinone's float32 result is (`report.float32_rounding` names it).
+    A deep network in float32 needs this: two correct implementations of ResNet-18 differ by
+    ~1e-4, which no fixed tolerance tells from a small export bug."""
     ort = _runtime()
     session = ort.InferenceSession(str(Path(path)), providers=["CPUExecutionProvider"])
     input_names = [i.name for i in session.get_inputs()]
@@ -99,7 +111,12 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5) -> Verif
                 try:
                     diffs.append(_compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}"))
                 except VerificationError as error:
-                    raise VerificationError(f"{error}{_float64_diagnosis(model, run, o, want, got)}") from None
+                    errors = _float64_errors(model, run, o, want, got)
+                    if not (accept_float32_rounding and errors and _is_rounding(*errors)):
+                        raise VerificationError(f"{error}{_float64_diagnosis(errors)}") from None
+                    diffs.append(_differences(want, got))
+                    report.float32_rounding.append(f"batch {r} output {o}: onnxruntime off by {errors[0]:.3g}, "
+                                                   f"Kinone by {errors[1]:.3g}")
                 report.max_abs_diff = max(report.max_abs_diff, diffs[-1][0])
                 report.max_rel_diff = max(report.max_rel_diff, diffs[-1][1])
             report.runs.append({"batch_size": batch, "max_abs_diff": [d[0] for d in diffs]})
@@ -122,23 +139,43 @@ def _float64_outputs(model, run) -> list | None:
     return [t.data for t in (outputs if isinstance(outputs, (tuple, list)) else (outputs,))]
 
 
-def _float64_diagnosis(model, run, output: int, want: np.ndarray, got: np.ndarray) -> str:
-    """Whether a difference is float32 rounding: both results against Kinone in float64."""
+def _float64_errors(model, run, output: int, want: np.ndarray, got: np.ndarray) -> tuple[float, float] | None:
+    """How far onnxruntime's and Kinone's float32 results are from Kinone in float64 (max |diff|),
+    or None where the model does not run in float64."""
     try:
         truth = _float64_outputs(model, run)
     except (TypeError, ValueError):  # a model that does not run in float64
         truth = None
-    if truth is None or truth[output].shape != want.shape:
-        return ""
+    if truth is None or truth[output].shape != want.shape or not truth[output].size:
+        return None
     exact = truth[output].astype(np.float64)
-    ort_error = float(np.nanmax(np.abs(got - exact))) if exact.size else 0.0
-    kinone_error = float(np.nanmax(np.abs(want - exact))) if exact.size else 0.0
+    return float(np.nanmax(np.abs(got - exact))), float(np.nanmax(np.abs(want - exact)))
+
+
+def _is_rounding(ort_error: float, kinone_error: float) -> bool:
+    return ort_error <= 4 * kinone_error
+
+
+def _float64_diagnosis(errors: tuple[float, float] | None) -> str:
+    """Whether a difference is float32 rounding: both results against Kinone in float64."""
+    if errors is None:
+        return ""
+    ort_error, kinone_error = errors
     verdict = (" The two float32 results are about as far from the float64 one as from each other: this is float32 "
                "rounding (deep or ill-conditioned networks), not the export; pass a larger atol to accept it."
-               if ort_error <= 4 * kinone_error else " onnxruntime is much further from it than Kinone's float32: "
-               "the export is likely wrong.")
+               if _is_rounding(ort_error, kinone_error) else " onnxruntime is much further from it than Kinone's "
+               "float32: the export is likely wrong.")
     return (f". Against Kinone in float64: onnxruntime is off by up to {ort_error:.3g}, Kinone's float32 by "
             f"up to {kinone_error:.3g}.{verdict}")
+
+
+def _differences(want: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    """max |got - want| and max |got - want| / |want|."""
+    want64, got64 = want.astype(np.float64), got.astype(np.float64)
+    if want64.size == 0:
+        return 0.0, 0.0
+    diff = np.abs(got64 - want64)
+    return float(np.nanmax(diff)), float(np.nanmax(diff / np.maximum(np.abs(want64), np.finfo(np.float64).tiny)))
 
 
 def _compare(want: np.ndarray, got: np.ndarray, rtol: float, atol: float, what: str) -> tuple[float, float]:
@@ -150,8 +187,7 @@ def _compare(want: np.ndarray, got: np.ndarray, rtol: float, atol: float, what: 
         return 0.0, 0.0
     excess = diff - (atol + rtol * np.abs(want64))
     worst = np.unravel_index(np.nanargmax(np.where(np.isnan(excess), np.inf, excess)), diff.shape)
-    max_abs = float(np.nanmax(diff))
-    max_rel = float(np.nanmax(diff / np.maximum(np.abs(want64), np.finfo(np.float64).tiny)))
+    max_abs, max_rel = _differences(want, got)
     if not np.all(excess <= 0):
         raise VerificationError(
             f"kinone.onnx.verify: {what}: element {tuple(int(i) for i in worst)} is {float(got64[worst]):.8g} in "
