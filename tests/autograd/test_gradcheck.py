@@ -1,6 +1,8 @@
 """Every Function in kinone.autograd against central finite differences (float64).
 
-SAMPLES maps each Function class to sample calls `(fn, inputs)` or `(fn, inputs, gradcheck options)`. The meta-test fails when a
+SAMPLES maps each Function class to sample calls `(fn, inputs)` or `(fn, inputs, gradcheck options)`;
+families may also keep theirs beside this file in `samples_<family>.py` modules (a `SAMPLES` dict
+each, merged in). The meta-test fails when a
 Function has no sample, and each sample is traced to prove it really runs that Function.
 Samples keep values away from kinks and ties (ReLU at 0, max with duplicates) where the
 derivative is not defined, and cover broadcasting wherever an op broadcasts.
@@ -169,6 +171,23 @@ SAMPLES: dict[type, list] = {
         (lambda a, b: ag.minimum(a, b), [distinct(3, 4), distinct(4) + 0.1]),
     ],
 }
+
+
+def _merge_sample_modules(samples: dict) -> dict:
+    """Add the `SAMPLES` of every `samples_*.py` beside this file."""
+    import importlib.util
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("samples_*.py")):
+        spec = importlib.util.spec_from_file_location(f"kinone_autograd_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for cls, entries in module.SAMPLES.items():
+            samples.setdefault(cls, []).extend(entries)
+    return samples
+
+
+SAMPLES = _merge_sample_modules(SAMPLES)
 
 
 def test_every_function_has_a_gradcheck_sample():

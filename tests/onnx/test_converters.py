@@ -1,7 +1,8 @@
 """Every converter on a small model: export, full checker, onnxruntime against Kinone.
 
 `CASES` maps each Kinone Function to small models that call it (a callable of one input and
-the input's shape, optionally export options). Each case is exported and verified, which
+the input's shape, optionally export options); families may keep theirs beside this file in
+`cases_<family>.py` modules (a `CASES` dict each, merged in). Each case is exported and verified, which
 also runs a batch of another size. A meta-test fails when a Function of kinone.autograd or
 kinone.nn has neither a case here nor a place on the training-only list.
 """
@@ -120,6 +121,21 @@ CASES = {
     POOL.AdaptiveAvgPool2d: [(nn.AdaptiveAvgPool2d(1), IMG), (nn.AdaptiveAvgPool2d((3, 2)), IMG), (nn.AdaptiveAvgPool2d((4, 5)), IMG)],
 }
 
+def _merge_case_modules(cases: dict) -> dict:
+    """Add the `CASES` of every `cases_*.py` beside this file."""
+    import importlib.util
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("cases_*.py")):
+        spec = importlib.util.spec_from_file_location(f"kinone_onnx_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for cls, entries in module.CASES.items():
+            cases.setdefault(cls, []).extend(entries)
+    return cases
+
+
+CASES = _merge_case_modules(CASES)
 CASE_LIST = [(cls, i, case) for cls, cases in CASES.items() for i, case in enumerate(cases)]
 
 

@@ -12,6 +12,11 @@
    array changed in place since the forward raises an error instead of a wrong gradient.
 5. Unless `retain_graph`, each node drops its saved arrays and edges once it has run, so
    memory is released as backward proceeds; a second backward raises a clear error.
+
+A leaf with post-accumulate hooks (`Tensor.register_post_accumulate_grad_hook`) has its
+gradient added into `.grad` as soon as the last node that uses it has run, and its hooks
+called there, while the rest of backward goes on: data-parallel training overlaps the
+reduction of that gradient with the remaining backward work.
 """
 
 from __future__ import annotations
@@ -110,6 +115,61 @@ def _accumulate_leaves(leaf_grads: dict, exclusive: set) -> None:
             _accumulate_leaf(leaf, grad, leaf in exclusive)
 
 
+class _HookHandle:
+    """Returned by `register_post_accumulate_grad_hook`: `remove()` unregisters the hook."""
+
+    def __init__(self, tensor: Tensor, hook):
+        self._tensor, self._hook = tensor, hook
+
+    def remove(self) -> None:
+        global _hooked_leaves
+        hooks = getattr(self._tensor, "_post_accumulate_hooks", None)
+        if hooks and self._hook in hooks:
+            hooks.remove(self._hook)
+            if not hooks:
+                self._tensor._post_accumulate_hooks = None
+                _hooked_leaves -= 1
+
+
+# How many leaves have hooks, over all tensors: backward looks for hooked leaves only when
+# some exist, so a graph without hooks pays nothing for them.
+_hooked_leaves = 0
+
+
+def add_post_accumulate_hook(tensor: Tensor, hook) -> _HookHandle:
+    global _hooked_leaves
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {type(hook).__name__}")
+    hooks = getattr(tensor, "_post_accumulate_hooks", None)
+    if not hooks:
+        tensor._post_accumulate_hooks = hooks = []
+        _hooked_leaves += 1
+    hooks.append(hook)
+    return _HookHandle(tensor, hook)
+
+
+def _hooked_leaf_uses(pending: dict) -> dict:
+    """For every leaf with hooks in this graph: how many of its nodes' edges lead to it."""
+    uses: dict = {}
+    for node in pending:
+        for parent in node.edges:
+            if isinstance(parent, Tensor) and getattr(parent, "_post_accumulate_hooks", None):
+                uses[parent] = uses.get(parent, 0) + 1
+    return uses
+
+
+def _finish_hooked_leaf(leaf: Tensor, leaf_grads: dict, exclusive: set, reached: set) -> None:
+    """The last node that uses `leaf` has run: add its gradient of the pass into `.grad` and
+    call its hooks (only if some gradient reached it in this pass)."""
+    if leaf in leaf_grads:
+        with _accumulate_lock:
+            _accumulate_leaf(leaf, leaf_grads.pop(leaf), leaf in exclusive)
+    elif leaf not in reached:
+        return
+    for hook in list(leaf._post_accumulate_hooks or ()):
+        hook(leaf)
+
+
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf), weighted by `grad`, into every leaf's `.grad`."""
     if not root.requires_grad:
@@ -136,9 +196,14 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
 
     if root.grad_fn is None:
         _accumulate_leaves({root: grad}, set())
+        if getattr(root, "_post_accumulate_hooks", None):
+            for hook in list(root._post_accumulate_hooks):
+                hook(root)
         return
 
     pending = topological_order(root.grad_fn)
+    hooked = _hooked_leaf_uses(pending) if _hooked_leaves else None
+    reached: set = set()  # hooked leaves that received a gradient while it had a .grad already
     buffers = {root.grad_fn: grad}
     owned: set = set()  # nodes whose buffer array was allocated here and may be added to in place
     # ids of every array this pass has stored (in a buffer or a leaf's .grad). A leaf may keep
@@ -186,6 +251,8 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                     g = g.astype(dtype)
                 if not is_node:
                     _collect_leaf_grad(parent, g, leaf_grads, exclusive_leaves, stored, retain_graph)
+                    if hooked and parent in hooked:
+                        reached.add(parent)
                 elif parent not in buffers:
                     buffers[parent] = g
                     stored.add(id(g))
@@ -199,6 +266,10 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
                 pending[parent] -= 1
                 if pending[parent] == 0:
                     ready.append(parent)
+            elif hooked and parent in hooked:
+                hooked[parent] -= 1
+                if hooked[parent] == 0:
+                    _finish_hooked_leaf(parent, leaf_grads, exclusive_leaves, reached)
         if not retain_graph:
             node.saved_arrays = None
             node.edges = None

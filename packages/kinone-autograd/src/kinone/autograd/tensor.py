@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from . import backend
+from .inplace import InPlaceMethods
 from .version import counter_of, increment_version
 
 DEFAULT_FLOAT = np.float32
@@ -53,14 +54,15 @@ def _dims(dim):
     return dim if dim is None or isinstance(dim, int) else tuple(dim)
 
 
-class Tensor:
+class Tensor(InPlaceMethods):
     """An n-dimensional array that records the operations applied to it for backward.
 
     `.data` is the wrapped `numpy.ndarray`; `.grad` is a `Tensor` (or None) filled by
     `backward()`; `.grad_fn` is the Function node that produced it (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version_counter", "__weakref__")
+    # `_post_accumulate_hooks` is set only on a tensor that has hooks (read with getattr).
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version_counter", "_post_accumulate_hooks", "__weakref__")
     # NumPy must defer to our reflected operators: `ndarray * Tensor` -> Tensor.__rmul__.
     __array_ufunc__ = None
 
@@ -164,6 +166,18 @@ class Tensor:
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the `.grad` of every leaf it depends on."""
         _engine.backward(self, grad, retain_graph)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(tensor)` in each backward pass, as soon as this leaf's gradient of the
+        pass is complete and added into `.grad` (PyTorch's name and contract; while the rest
+        of backward still runs: data parallelism starts reducing a gradient there). Returns a
+        handle whose `remove()` unregisters it."""
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate gradients; "
+                               "this tensor has a grad_fn")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad")
+        return _engine.add_post_accumulate_hook(self, hook)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
