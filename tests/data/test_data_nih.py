@@ -15,7 +15,8 @@ from PIL import Image
 from kinone.data import DataLoader
 from kinone.data import transforms as T
 from kinone.data.datasets import FINDINGS, NIHChestXray, make_sample
-from kinone.data.datasets.nih import _SIGNALS, SAMPLE_PREVALENCE, NIHDataError, _draw_chest
+from kinone.data.datasets.nih import NIHDataError
+from kinone.data.datasets.nih_sample import _SIGNALS, SAMPLE_PREVALENCE, _draw_chest
 
 V2020_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -494,3 +495,13 @@ def test_sample_through_workers_equals_the_main_process(sample):
     for (x0, y0), (x2, y2) in zip(zero, two):
         assert np.array_equal(x0, x2) and np.array_equal(y0, y2)
     assert zero[0][0].shape == (8, 1, 32, 32)
+
+
+def test_the_sample_writer_lives_in_its_own_module_and_stays_importable_from_nih():
+    from kinone.data.datasets import nih, nih_sample
+
+    for name in ("make_sample", "SAMPLE_PREVALENCE", "MIN_POSITIVES"):
+        assert getattr(nih, name) is getattr(nih_sample, name)
+    assert make_sample is nih_sample.make_sample
+    with pytest.raises(AttributeError, match="no attribute 'not_there'"):
+        nih.not_there  # noqa: B018
