@@ -16,6 +16,8 @@ ONNX exporter) knows which is which.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kinone.autograd import Function, Tensor, increment_version, is_grad_enabled
@@ -234,3 +236,199 @@ def batch_norm(
             increment_version(running_var)
         return out
     return BatchNormEval.apply(x, *optional, inputs=tuple(inputs[2:]), eps=eps)
+
+
+# ---------------------------------------------------------------------------- layer and group norm
+# Both normalise rows of an (M, D) view of x: layer norm's rows are the trailing
+# `normalized_shape` dims of each sample, group norm's the C/G channels (and their spatial
+# positions) of one group of one sample. They differ only in where the affine map applies.
+def _normalize_rows(x2, eps: float):
+    """(x̂, 1/σ) for the rows of an (M, D) array: x̂ = (x - μ) / √(σ² + eps) with μ and the
+    biased σ² over each row of D values; 1/σ of shape (M, 1). Two passes (mean, then the
+    centred squares), so that a large common offset does not cancel digits."""
+    mean = x2.mean(axis=1, keepdims=True)
+    xhat = x2 - mean
+    var = (xhat * xhat).mean(axis=1, keepdims=True)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat *= invstd
+    return xhat, invstd
+
+
+def _rows_input_grad(gxhat2, xhat2, invstd):
+    """dL/dx = (1/σ) · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂)) per row of D values, ĝ = dL/dx̂."""
+    dx = xhat2 * (gxhat2 * xhat2).mean(axis=1, keepdims=True)
+    dx += gxhat2.mean(axis=1, keepdims=True)
+    np.subtract(gxhat2, dx, out=dx)
+    dx *= invstd
+    return dx
+
+
+class LayerNorm(Function):
+    """y = x̂ · w + b with x̂ = (x - μ) / √(σ² + eps), μ and σ² (biased) over the last
+    k = len(normalized_shape) dims of each sample, w and b of shape normalized_shape;
+    dL/dx = (1/σ) · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂)) with ĝ = g · w (means over those D values),
+    dL/dw = Σ g · x̂,  dL/db = Σ g  (sums over the leading dims)."""
+
+    @staticmethod
+    def forward(ctx, x, *optional, inputs=(), normalized_ndim=1, eps=1e-5):
+        given = dict(zip(inputs, optional))
+        weight, bias = given.get("weight"), given.get("bias")
+        features = math.prod(x.shape[x.ndim - normalized_ndim:])
+        xhat, invstd = _normalize_rows(x.reshape(-1, features), eps)
+        out = xhat * weight.reshape(-1).astype(x.dtype, copy=False) if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias.reshape(-1).astype(x.dtype, copy=False)
+        ctx.inputs = inputs
+        ctx.save_for_backward(xhat, invstd, weight)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, invstd, weight = ctx.saved
+        grad2 = grad.reshape(xhat.shape)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            gxhat = grad2 if weight is None else grad2 * weight.reshape(-1).astype(grad.dtype, copy=False)
+            dx = _rows_input_grad(gxhat, xhat, invstd).reshape(grad.shape)
+        shape = grad.shape[grad.ndim - ctx.attrs["normalized_ndim"]:]
+        grads = {}
+        if "weight" in ctx.inputs:
+            grads["weight"] = (grad2 * xhat).sum(axis=0).reshape(shape)
+        if "bias" in ctx.inputs:
+            grads["bias"] = grad2.sum(axis=0).reshape(shape)
+        return (dx, *(grads.get(name) for name in ctx.inputs))
+
+
+class GroupNorm(Function):
+    """y = x̂ · w_c + b_c with x̂ = (x - μ) / √(σ² + eps), μ and σ² (biased) over each group of
+    C/G channels (and all their positions) of each sample, w and b per channel;
+    dL/dx = (1/σ) · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂)) with ĝ = g · w_c (means over the group),
+    dL/dw_c = Σ g · x̂,  dL/db_c = Σ g  (sums over the batch and the positions of channel c)."""
+
+    @staticmethod
+    def forward(ctx, x, *optional, inputs=(), num_groups=1, eps=1e-5):
+        given = dict(zip(inputs, optional))
+        weight, bias = given.get("weight"), given.get("bias")
+        batch, channels = x.shape[0], x.shape[1]
+        xhat, invstd = _normalize_rows(x.reshape(batch * num_groups, -1), eps)
+        xhat3 = xhat.reshape(batch, channels, -1)
+        out = xhat3 * weight.astype(x.dtype, copy=False)[:, None] if weight is not None else xhat3.copy()
+        if bias is not None:
+            out += bias.astype(x.dtype, copy=False)[:, None]
+        ctx.inputs = inputs
+        ctx.save_for_backward(xhat, invstd, weight)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, invstd, weight = ctx.saved
+        batch, channels = grad.shape[0], grad.shape[1]
+        grad3 = grad.reshape(batch, channels, -1)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            gxhat = grad3 if weight is None else grad3 * weight.astype(grad.dtype, copy=False)[:, None]
+            dx = _rows_input_grad(gxhat.reshape(xhat.shape), xhat, invstd).reshape(grad.shape)
+        grads = {}
+        if "weight" in ctx.inputs:
+            grads["weight"] = (grad3 * xhat.reshape(grad3.shape)).sum(axis=(0, 2))
+        if "bias" in ctx.inputs:
+            grads["bias"] = grad3.sum(axis=(0, 2))
+        return (dx, *(grads.get(name) for name in ctx.inputs))
+
+
+def _affine_inputs(op: str, weight, bias, shape: tuple, expected: str) -> tuple[tuple, tuple]:
+    """(names, tensors) of the given weight and bias, each checked to have `shape`."""
+    names, tensors = [], []
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{op}: {name} of shape {t.shape} does not match: expected {shape} ({expected})")
+        names.append(name)
+        tensors.append(t)
+    return tuple(names), tuple(tensors)
+
+
+def _check_floating(op: str, x) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise over the last len(normalized_shape) dims of input to zero mean and unit
+    (biased) variance, then scale by weight and shift by bias, both of shape normalized_shape
+    (as torch.nn.functional.layer_norm)."""
+    op = "layer_norm"
+    _check_floating(op, input)
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != normalized_shape:
+        raise ValueError(
+            f"{op}: input of shape {input.shape} does not end in normalized_shape {list(normalized_shape)}: "
+            f"expected an input of shape (*, {', '.join(map(str, normalized_shape))})"
+        )
+    names, tensors = _affine_inputs(op, weight, bias, normalized_shape, "normalized_shape")
+    return LayerNorm.apply(input, *tensors, inputs=names, normalized_ndim=k, eps=float(eps))
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each group of C / num_groups channels of each sample (over those channels and
+    all positions) to zero mean and unit (biased) variance, then scale and shift per channel
+    (as torch.nn.functional.group_norm); input (N, C, *)."""
+    op = "group_norm"
+    _check_floating(op, input)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected an input of shape (N, C, *), got shape {input.shape}")
+    channels = input.shape[1]
+    if not isinstance(num_groups, int) or num_groups <= 0 or channels % num_groups:
+        raise ValueError(f"{op}: the {channels} channels of input {input.shape} must divide into num_groups={num_groups}")
+    names, tensors = _affine_inputs(op, weight, bias, (channels,), "one value per channel (dim 1)")
+    return GroupNorm.apply(input, *tensors, inputs=names, num_groups=num_groups, eps=float(eps))
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel of each sample over its positions (input (N, C, *)), then scale and
+    shift per channel (as torch.nn.functional.instance_norm). With use_input_stats the
+    statistics are the sample's, and running_mean / running_var (if given) are updated in
+    place with their average over the batch (the unbiased variance); otherwise the running
+    statistics are used, as batch norm in eval mode."""
+    op = "instance_norm"
+    _check_floating(op, input)
+    if input.ndim < 3:
+        raise ValueError(f"{op}: expected an input of shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got shape {input.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not use_input_stats:
+        if running_mean is None:
+            raise ValueError(f"{op}: running_mean and running_var are required when use_input_stats=False")
+        return batch_norm(input, running_mean, running_var, weight, bias, training=False, eps=eps)
+    positions = math.prod(input.shape[2:])
+    if positions <= 1:
+        raise ValueError(f"{op}: expected more than 1 spatial element when training, got input of shape {input.shape}")
+    out = group_norm(input, input.shape[1], weight, bias, eps)
+    if running_mean is not None:
+        _update_instance_running_stats(input, running_mean, running_var, positions, momentum)
+    return out
+
+
+def _update_instance_running_stats(x: Tensor, running_mean: Tensor, running_var: Tensor, positions: int,
+                                   momentum: float) -> None:
+    """running = (1 - momentum) · running + momentum · (the batch's average of each sample's
+    statistic), the variance unbiased (positions / (positions - 1)), as PyTorch."""
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        _check_vector(name, t, x.shape[1], x.shape)
+    x3 = x.data.reshape(x.shape[0], x.shape[1], -1)
+    mean = x3.mean(axis=2)
+    var = x3.var(axis=2) * (positions / (positions - 1))
+    for running, stat in ((running_mean, mean), (running_var, var)):
+        update = momentum * stat.mean(axis=0) + (1 - momentum) * running.data
+        running.data[...] = update.astype(running.dtype, copy=False)
+        increment_version(running)

@@ -1,0 +1,76 @@
+"""kinone.nn's per-sample normalisations and lookups: layer norm (LayerNormalization from
+opset 17, written out before), group and instance norm (InstanceNormalization, over a
+(N, G, -1) view for groups of several channels, as PyTorch exports it) and embedding (Gather)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kinone.nn.functional.embedding import Embedding
+from kinone.nn.functional.normalization import GroupNorm, LayerNorm
+
+from ..graph import Call, GraphBuilder
+from ..registry import converter
+
+
+def _affine(g: GraphBuilder, call: Call, shape: tuple) -> tuple[str, str]:
+    """The weight and bias inputs of a norm Function; an absent weight is 1, an absent bias 0."""
+    given = dict(zip(call.attrs.get("inputs", ()), call.inputs[1:]))
+    weight = given.get("weight") or g.constant(np.ones(shape), call.dtype, "ones")
+    bias = given.get("bias") or g.constant(np.zeros(shape), call.dtype, "zeros")
+    return weight, bias
+
+
+@converter(LayerNorm)
+def layer_norm(g: GraphBuilder, call: Call):
+    """LayerNormalization(x, w, b, axis=-k); before opset 17: (x - μ) / √(σ² + eps) · w + b with
+    ReduceMean over the last k axes."""
+    x = call.inputs[0]
+    k = int(call.attrs.get("normalized_ndim", 1))
+    eps = float(call.attrs.get("eps", 1e-5))
+    weight, bias = _affine(g, call, tuple(call.input_shapes[0][-k:]))
+    if g.opset >= 17:
+        g.node("LayerNormalization", [x, weight, bias], call.output, axis=-k, epsilon=eps)
+        return
+    axes = list(range(-k, 0))
+    centred = g.node("Sub", [x, g.reduce("ReduceMean", x, axes, keepdims=True)])
+    var = g.reduce("ReduceMean", g.node("Mul", [centred, centred]), axes, keepdims=True)
+    std = g.node("Sqrt", [g.node("Add", [var, g.constant(eps, call.dtype, "eps")])])
+    scaled = g.node("Mul", [g.node("Div", [centred, std]), weight])
+    g.node("Add", [scaled, bias], call.output)
+
+
+@converter(GroupNorm)
+def group_norm(g: GraphBuilder, call: Call):
+    """One channel per group (instance norm): InstanceNormalization(x, w, b). Otherwise
+    InstanceNormalization of x viewed as (N, G, -1) with unit scale, reshaped back to x's
+    shape, then · w + b per channel (w, b unsqueezed to (C, 1, ...))."""
+    x = call.inputs[0]
+    shape = call.input_shapes[0]
+    channels, groups = shape[1], int(call.attrs.get("num_groups", 1))
+    eps = float(call.attrs.get("eps", 1e-5))
+    if groups == channels and len(shape) >= 3:
+        weight, bias = _affine(g, call, (channels,))
+        g.node("InstanceNormalization", [x, weight, bias], call.output, epsilon=eps)
+        return
+    grouped = g.node("Reshape", [x, g.int64s([0, groups, -1])])
+    ones = g.constant(np.ones(groups), call.dtype, "ones")
+    zeros = g.constant(np.zeros(groups), call.dtype, "zeros")
+    normalized = g.node("InstanceNormalization", [grouped, ones, zeros], epsilon=eps)
+    given = dict(zip(call.attrs.get("inputs", ()), call.inputs[1:]))
+    out = g.node("Reshape", [normalized, g.node("Shape", [x])], call.output if not given else None)
+    spatial_axes = list(range(1, len(shape) - 1))
+    for name, op_type in (("weight", "Mul"), ("bias", "Add")):
+        if name not in given:
+            continue
+        vector = g.unsqueeze(given[name], spatial_axes) if spatial_axes else given[name]
+        last = name == "bias" or "bias" not in given
+        out = g.node(op_type, [out, vector], call.output if last else None)
+
+
+@converter(Embedding)
+def embedding(g: GraphBuilder, call: Call):
+    """Gather(weight, indices) along axis 0 (padding_idx and scale_grad_by_freq only change the
+    gradient)."""
+    indices, weight = call.inputs
+    g.node("Gather", [weight, indices], call.output, axis=0)
