@@ -11,6 +11,8 @@ from .linear import linear
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .normalization import batch_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from .embedding import embedding
+from .normalization import group_norm, instance_norm, layer_norm
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -20,8 +22,12 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "embedding",
     "erf",
     "gelu",
+    "group_norm",
+    "instance_norm",
+    "layer_norm",
     "linear",
     "log_softmax",
     "max_pool2d",
