@@ -19,6 +19,8 @@ from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .module import IncompatibleKeys, Module, RemovableHandle
 from .parameter import Parameter
 from .serialization import load, load_with_metadata, save
+from .layers.embedding import Embedding
+from .layers.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -29,10 +31,16 @@ __all__ = [
     "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GELU",
+    "GroupNorm",
     "Identity",
     "IncompatibleKeys",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LayerNorm",
     "Linear",
     "LogSoftmax",
     "MSELoss",
