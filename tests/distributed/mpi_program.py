@@ -88,6 +88,68 @@ def _check_allreduce():
 
 
 @check
+def overlap():
+    """From the second step on, buckets are reduced inside backward (the hooks) and the step's
+    averages equal the plain averages of every rank's local gradients: with every parameter
+    used, with a parameter unused on rank 0 only (zeros there) or on every rank (None
+    everywhere), and after two backward passes before one reduction (accumulation: the step
+    is redone whole and the buckets are not used again)."""
+    from kinone.distributed import gradients
+
+    r, n = rank_and_size()
+    body = nn.Sequential(nn.Linear(8, 600), nn.Tanh(), nn.Linear(600, 1000), nn.Tanh())  # 2.4 MB: several buckets
+    head, spare, unused = nn.Linear(1000, 5), nn.Linear(1000, 5), nn.Linear(3, 3)
+    model = nn.ModuleList([body, head, spare, unused])
+    dist.broadcast_parameters(model)
+    params = list(model.parameters())
+    key = tuple(map(id, params))
+    rng = np.random.default_rng(r)
+
+    def backward(use_spare: bool) -> None:
+        features = body(Tensor(rng.standard_normal((4, 8)).astype(np.float32)))
+        loss = (head(features) ** 2).sum()
+        if use_spare:
+            loss = loss + spare(features).sum()
+        loss.backward()
+
+    def expect_averages(local: list) -> None:
+        for p, mine in zip(params, local):
+            present = dist.all_gather(np.array([[mine is not None]]))
+            if not present.any():
+                assert p.grad is None
+                continue
+            gathered = dist.all_gather((mine if mine is not None else np.zeros(p.shape, np.float32))[None])
+            np.testing.assert_allclose(p.grad.data, gathered.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+    for step, use_spare in enumerate([True, True, r != 0, True]):
+        for p in params:
+            p.grad = None
+        backward(use_spare)
+        local = [None if p.grad is None else p.grad.data.copy() for p in params]
+        reducer = gradients._reducers.get(key)
+        if step > 1 and use_spare:  # hooks reduced the complete buckets (step 1 learnt the order; without
+            # the spare head, the first bucket, which holds it, waits for the end)
+            assert reducer is not None and reducer.next_bucket > 0, step
+        dist.allreduce_gradients(params)
+        expect_averages(local)
+
+    for p in params:
+        p.grad = None
+    backward(True)
+    backward(True)  # accumulated
+    local = [None if p.grad is None else p.grad.data.copy() for p in params]
+    dist.allreduce_gradients(params)
+    expect_averages(local)
+    assert gradients._reducers[key] is None
+    for p in params:
+        p.grad = None
+    backward(True)
+    local = [None if p.grad is None else p.grad.data.copy() for p in params]
+    dist.allreduce_gradients(params)
+    expect_averages(local)
+
+
+@check
 def optimizer():
     """DistributedOptimizer steps every rank with the averaged gradient: equal weights after."""
     r, n = rank_and_size()

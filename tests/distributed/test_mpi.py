@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-CHECKS = ["allreduce", "optimizer", "standin_device", "broadcast", "broadcast_state", "all_gather", "check_same",
+CHECKS = ["allreduce", "overlap", "optimizer", "standin_device", "broadcast", "broadcast_state", "all_gather", "check_same",
           "average_buffers", "sampler", "sync_batchnorm"]
 
 

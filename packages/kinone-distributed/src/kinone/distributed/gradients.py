@@ -22,9 +22,10 @@ ranks each parameter has a gradient: one that has one somewhere gets one everywh
 where it was None, so all ranks step the same parameters); one that has none anywhere keeps
 `.grad = None` everywhere.
 
-The reduction starts after backward, not during it: overlapping it with the backward of
-earlier layers needs engine hooks and an MPI progress thread, and on one machine the
-reduction is a small share of the step (benchmarks/cases_distributed.py).
+From the third call on for the same parameters (host arrays of one dtype), the reduction
+moves into backward: `overlap.BucketReducer` reduces each bucket of gradients as soon as
+backward has finished it, and this call only completes the step (`OVERLAP = False` keeps
+every reduction here, after backward).
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ import numpy as np
 from kinone.autograd import Tensor, backend, enable_grad, increment_version
 
 from .collectives import check_same_everywhere
+from .overlap import BUCKET_BYTES, BucketReducer
 from .runtime import active_comm, mpi
 
-BUCKET_BYTES = 2 << 20
+OVERLAP = True  # reduce in backward's hooks from the second step on (module docstring)
+
+# The bucket reducers, by the ids of their parameter list (None: overlap turned off for it,
+# after a step that accumulated several backward passes).
+_reducers: dict = {}
 
 
 class _Buffers:
@@ -78,6 +84,19 @@ def allreduce_gradients(parameters) -> None:
     if shapes not in _buffers.checked:  # a different parameter list on some rank: one error, not a hang
         check_same_everywhere("allreduce_gradients: the parameters' shapes", [list(s) for s in shapes])
         _buffers.checked.add(shapes)
+    key = tuple(map(id, params))
+    reducer = _reducers.get(key)
+    if reducer is not None:
+        if reducer.finish(comm):
+            return
+        if reducer.removed:  # accumulating steps: reduce after backward from now on
+            _reducers[key] = None
+    _reduce_after_backward(comm, params)
+    if OVERLAP and key not in _reducers and comm.Get_size() > 1 and BucketReducer.suits(params):
+        _reducers[key] = BucketReducer(comm, params)
+
+
+def _reduce_after_backward(comm, params: list) -> None:
     having = np.array([p.grad is not None for p in params], dtype=np.int32)
     comm.Allreduce(mpi().IN_PLACE, having)
     grads = []
