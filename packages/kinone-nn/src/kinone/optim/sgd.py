@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinone.autograd import increment_version, no_grad
+from kinone.autograd import increment_version
 
 from . import _fused_cuda
 from .optimizer import Optimizer, _empty_beside
@@ -51,61 +51,44 @@ class SGD(Optimizer):
                 f"got momentum {options['momentum']!r}, dampening {options['dampening']!r}"
             )
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns `closure()`'s loss."""
-        loss = self._evaluate(closure)
-        with no_grad():
-            for group in self.param_groups:
-                # float(): NumPy scalars would promote float32 arithmetic to float64.
-                lr, momentum = float(group["lr"]), float(group["momentum"])
-                dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
-                nesterov, maximize = group["nesterov"], group["maximize"]
-                for p in group["params"]:
-                    grad = self._gradient(p)
-                    if grad is None:
-                        continue
-                    param = p.data
-                    if type(param) is not np.ndarray and _fused_cuda.applies(param):
-                        self._fused_update(p, grad, lr, momentum, dampening, weight_decay, nesterov, maximize)
-                        continue
-                    direction = grad
-                    if maximize or weight_decay != 0:
-                        direction = self._scratch(param, 0)
-                        if weight_decay != 0:
-                            np.multiply(param, weight_decay, out=direction)
-                            if maximize:
-                                direction -= grad
-                            else:
-                                direction += grad
-                        else:
-                            np.negative(grad, out=direction)
+    def _update_group(self, group: dict) -> None:
+        # float(): NumPy scalars would promote float32 arithmetic to float64.
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
+        nesterov, maximize = group["nesterov"], group["maximize"]
+        for p, grad in self._params_with_grad(group):
+            param = p.data
+            if type(param) is not np.ndarray and _fused_cuda.applies(param):
+                self._fused_update(p, grad, lr, momentum, dampening, weight_decay, nesterov, maximize)
+                continue
+            direction = self._regularized_gradient(param, grad, weight_decay, maximize)
+            if momentum != 0:
+                direction = self._momentum_direction(p, direction, momentum, dampening, nesterov)
+            update = self._scratch(param, "work")
+            np.multiply(direction, lr, out=update)
+            param -= update
+            increment_version(p)
 
-                    if momentum != 0:
-                        state = self._state_of(p)
-                        buffer = state.get("momentum_buffer")
-                        if buffer is None:
-                            buffer = state["momentum_buffer"] = direction.astype(param.dtype, copy=True)
-                        else:
-                            buffer *= momentum
-                            if dampening == 0:
-                                buffer += direction
-                            else:
-                                damped = self._scratch(param, 1)
-                                np.multiply(direction, 1 - dampening, out=damped)
-                                buffer += damped
-                        if nesterov:
-                            lookahead = self._scratch(param, 1)
-                            np.multiply(buffer, momentum, out=lookahead)
-                            lookahead += direction
-                            direction = lookahead
-                        else:
-                            direction = buffer
-
-                    update = self._scratch(param, 1)
-                    np.multiply(direction, lr, out=update)
-                    param -= update
-                    increment_version(p)
-        return loss
+    def _momentum_direction(self, p, grad, momentum: float, dampening: float, nesterov: bool):
+        """b ← g at the first step, else μ·b + (1 - τ)·g; returns g + μ·b with Nesterov, else b."""
+        state = self._state_of(p)
+        buffer = state.get("momentum_buffer")
+        if buffer is None:
+            buffer = state["momentum_buffer"] = grad.astype(p.data.dtype, copy=True)
+        else:
+            buffer *= momentum
+            if dampening == 0:
+                buffer += grad
+            else:
+                damped = self._scratch(p.data, "work")
+                np.multiply(grad, 1 - dampening, out=damped)
+                buffer += damped
+        if not nesterov:
+            return buffer
+        lookahead = self._scratch(p.data, "work")
+        np.multiply(buffer, momentum, out=lookahead)
+        lookahead += grad
+        return lookahead
 
     def _fused_update(self, p, grad, lr, momentum, dampening, weight_decay, nesterov, maximize) -> None:
         """The update above as one CuPy kernel (not run in CI; see `_fused_cuda.py`)."""
