@@ -17,10 +17,20 @@ from .layers.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .layers.normalization import BatchNorm1d, BatchNorm2d
 from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .module import IncompatibleKeys, Module, RemovableHandle
+from .module_graph import graph
 from .parameter import Parameter
 from .serialization import load, load_with_metadata, save
 from .layers.embedding import Embedding
 from .layers.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
+from .layers.attention import MultiheadAttention
+from .layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .layers.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -34,12 +44,16 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GELU",
+    "GRU",
+    "GRUCell",
     "GroupNorm",
     "Identity",
     "IncompatibleKeys",
     "InstanceNorm1d",
     "InstanceNorm2d",
     "InstanceNorm3d",
+    "LSTM",
+    "LSTMCell",
     "LayerNorm",
     "Linear",
     "LogSoftmax",
@@ -48,8 +62,13 @@ __all__ = [
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
+    "RNN",
+    "RNNBase",
+    "RNNCell",
+    "RNNCellBase",
     "ReLU",
     "RemovableHandle",
     "Sequential",
@@ -57,8 +76,14 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "__version__",
     "functional",
+    "graph",
     "init",
     "load",
     "load_with_metadata",
