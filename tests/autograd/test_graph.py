@@ -10,15 +10,15 @@ from kinone.autograd.graph import build_graph, parse_dot, quote, to_dot
 
 
 def _tiny():
-    """y = sum(relu(x @ w + b)) with x not requiring grad."""
+    """(w, b, y): y = sum(relu(x @ w + b)), x not requiring grad."""
     x = tensor(np.ones((2, 3), np.float32))
     w = tensor(np.ones((3, 4), np.float32), requires_grad=True)
     b = tensor(np.zeros(4, np.float32), requires_grad=True)
-    return x, w, b, ((x @ w) + b).relu().sum()
+    return w, b, ((x @ w) + b).relu().sum()
 
 
 def test_one_node_per_function_and_leaf_in_data_flow_order():
-    x, w, b, y = _tiny()
+    w, b, y = _tiny()
     graph = build_graph(y, names={w: "w", b: "b"})
     titles = [(n.kind, n.title) for n in graph.nodes]
     assert titles == [("constant", "no grad"), ("leaf", "w"), ("function", "MatMul"), ("leaf", "b"),
@@ -34,7 +34,7 @@ def test_one_node_per_function_and_leaf_in_data_flow_order():
 
 
 def test_names_may_be_given_either_way_round_and_unnamed_leaves_say_leaf():
-    x, w, b, y = _tiny()
+    w, _b, y = _tiny()
     by_name = build_graph(y, names={"weight": w})
     assert [n.title for n in by_name.nodes if n.kind == "leaf"] == ["weight", "leaf"]
     with pytest.raises(TypeError, match="names must map tensors"):
@@ -49,7 +49,7 @@ def test_a_shared_input_is_one_node_with_an_edge_per_use():
 
 
 def test_constants_can_be_left_out():
-    x, w, b, y = _tiny()
+    _w, _b, y = _tiny()
     graph = build_graph(y, constants=False)
     assert all(n.kind != "constant" for n in graph.nodes)
     assert len(graph.edges) == 5
@@ -74,7 +74,7 @@ def test_a_long_chain_needs_no_recursion():
 
 
 def test_dot_text_parses_back_to_the_same_graph():
-    x, w, b, y = _tiny()
+    w, b, y = _tiny()
     graph = build_graph(y, names={w: "w", b: 'b "bias"\\'})
     text = graph.to_dot()
     assert text.startswith("digraph kinone {") and text.endswith("}\n")
@@ -83,7 +83,7 @@ def test_dot_text_parses_back_to_the_same_graph():
 
 
 def test_clusters_and_module_nodes_round_trip():
-    x, w, b, y = _tiny()
+    w, _b, y = _tiny()
     graph = build_graph(y, names={w: "w"})
     graph.nodes[1].cluster = graph.nodes[2].cluster = "layer1.0"
     graph.nodes[4].kind, graph.nodes[4].parameters, graph.nodes[4].detail = "module", ("a.weight", "a.bias"), "Block · 3 ops"

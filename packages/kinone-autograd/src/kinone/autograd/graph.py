@@ -35,8 +35,8 @@ back (the subset written here, strictly: anything else is an error naming the li
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from .function import Function
 from .tensor import Tensor
@@ -284,7 +284,7 @@ class _Parser:
         self.take("]")
         return attrs
 
-    def statements(self, graph: "Graph", nodes: dict) -> None:
+    def statements(self, graph: Graph, nodes: dict) -> None:
         while self.peek() != "}":
             head = self.identifier()
             if head == "subgraph":
