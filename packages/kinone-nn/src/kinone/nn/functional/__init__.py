@@ -13,6 +13,7 @@ from .normalization import batch_norm
 from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .embedding import embedding
 from .normalization import group_norm, instance_norm, layer_norm
+from .attention import multi_head_attention_forward, scaled_dot_product_attention
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -32,8 +33,10 @@ __all__ = [
     "log_softmax",
     "max_pool2d",
     "mse_loss",
+    "multi_head_attention_forward",
     "nll_loss",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "silu",
     "softmax",
