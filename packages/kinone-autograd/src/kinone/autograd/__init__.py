@@ -36,6 +36,7 @@ from .engine import unbroadcast
 from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, functions_in, gradcheck
+from .graph import to_dot
 from .ops.matmul import matmul
 from .tracing import TraceRecord, register_apply_hook, trace
 from .version import increment_version
@@ -72,6 +73,7 @@ __all__ = [
     "set_grad_enabled",
     "stack",
     "tensor",
+    "to_dot",
     "trace",
     "unbroadcast",
     "where",
