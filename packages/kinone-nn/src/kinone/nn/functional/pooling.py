@@ -19,6 +19,9 @@ import numpy as np
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import as_array, get_array_module
 
+from .arguments import pair
+from .stride_phases import StridePhases
+
 
 class MaxPool2d(Function):
     """y = max_{i,j} x_pad[n, c, s·h + d·i, s·w + d·j] at each output (n, c, h, w), padding -inf;
@@ -29,11 +32,12 @@ class MaxPool2d(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, *, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    def forward(ctx, x, *, kernel_size, stride, padding, dilation, ceil_mode):
         output_size = _check_pool_input("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
         out = get_array_module(x).full((*x.shape[:2], *output_size), -np.inf, dtype=x.dtype)
-        x_phases = _StridePhases.split(x, stride)
-        for out_part, x_part in _window_parts(x.shape[2:], kernel_size, stride, padding, dilation, output_size):
+        x_phases = StridePhases.split(x, stride)
+        ctx.parts = _window_parts(x.shape[2:], kernel_size, stride, padding, dilation, output_size)
+        for out_part, x_part in ctx.parts:
             np.maximum(out[out_part], x_phases.view(x_part), out=out[out_part])
         # Saved: x and y, not argmax indices. Backward finds each window's first maximum by
         # equality with y; on (16, 64, 32x32), 3x3 stride 2 float32, forward + backward took
@@ -41,24 +45,16 @@ class MaxPool2d(Function):
         # offset) and 15 ms with indices tracked by masked copies.
         # The phases rather than x: backward reads the same views (for stride 1 they are x).
         ctx.save_for_backward(x_phases.phases, out)
-        ctx.output_size, ctx.input_shape = output_size, x.shape
+        ctx.input_shape = x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
         phases, out = ctx.saved
-        attrs, shape = ctx.attrs, ctx.input_shape
-        x = _StridePhases(phases, shape, attrs["stride"])
-        parts = _window_parts(
-            shape[2:],
-            attrs["kernel_size"],
-            attrs["stride"],
-            attrs.get("padding", (0, 0)),
-            attrs.get("dilation", (1, 1)),
-            ctx.output_size,
-        )
+        shape, stride, parts = ctx.input_shape, ctx.attrs["stride"], ctx.parts
+        x = StridePhases(phases, shape, stride)
         xp = get_array_module(grad)
-        grad_x = _StridePhases.zeros(shape, attrs["stride"], grad.dtype, xp)
+        grad_x = StridePhases.zeros(shape, stride, grad.dtype, xp)
         taken = xp.zeros(out.shape, dtype=bool)
         is_max = xp.empty(out.shape, dtype=bool)
         routed = xp.empty(out.shape, dtype=grad.dtype)
@@ -94,13 +90,12 @@ class AvgPool2d(Function):
     """
 
     @staticmethod
-    def forward(
-        ctx, x, *, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_include_pad=True, divisor_override=None
-    ):
+    def forward(ctx, x, *, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
         output_size = _check_pool_input("avg_pool2d", x, kernel_size, stride, padding, (1, 1), ceil_mode)
         out = get_array_module(x).zeros((*x.shape[:2], *output_size), dtype=x.dtype)
-        x_phases = _StridePhases.split(x, stride)
-        for out_part, x_part in _window_parts(x.shape[2:], kernel_size, stride, padding, (1, 1), output_size):
+        x_phases = StridePhases.split(x, stride)
+        ctx.parts = _window_parts(x.shape[2:], kernel_size, stride, padding, (1, 1), output_size)
+        for out_part, x_part in ctx.parts:
             out[out_part] += x_phases.view(x_part)
         divisor = _avg_divisor(
             x.shape[2:], kernel_size, stride, padding, output_size, count_include_pad, divisor_override
@@ -110,27 +105,18 @@ class AvgPool2d(Function):
         else:  # a divisor per output, built on the host: moved to x's device once
             divisor = as_array(divisor.astype(x.dtype), like=x)
             out /= divisor
-        ctx.output_size, ctx.divisor, ctx.input_shape = output_size, divisor, x.shape
+        ctx.divisor, ctx.input_shape = divisor, x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        attrs = ctx.attrs
         divisor, input_shape = ctx.divisor, ctx.input_shape
         if isinstance(divisor, int):
             scaled = grad / grad.dtype.type(divisor)
         else:
             scaled = grad / divisor.astype(grad.dtype, copy=False)
-        grad_x = _StridePhases.zeros(input_shape, attrs["stride"], grad.dtype, get_array_module(grad))
-        parts = _window_parts(
-            input_shape[2:],
-            attrs["kernel_size"],
-            attrs["stride"],
-            attrs.get("padding", (0, 0)),
-            (1, 1),
-            ctx.output_size,
-        )
-        for out_part, x_part in parts:
+        grad_x = StridePhases.zeros(input_shape, ctx.attrs["stride"], grad.dtype, get_array_module(grad))
+        for out_part, x_part in ctx.parts:
             grad_x.view(x_part)[...] += scaled[out_part]
         return grad_x.merge()
 
@@ -197,13 +183,13 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     Padding is -inf and at most half the kernel; with ceil_mode the output size rounds up,
     but the last window must start inside the input or its left padding (PyTorch's rules).
     """
-    kernel_size = _pair("max_pool2d", kernel_size, "kernel_size")
+    kernel_size = pair(kernel_size, "kernel_size", "max_pool2d")
     stride = (
         kernel_size
         if stride is None or (isinstance(stride, (tuple, list)) and not stride)
-        else _pair("max_pool2d", stride, "stride")
+        else pair(stride, "stride", "max_pool2d")
     )
-    padding, dilation = _pair("max_pool2d", padding, "padding"), _pair("max_pool2d", dilation, "dilation")
+    padding, dilation = pair(padding, "padding", "max_pool2d"), pair(dilation, "dilation", "max_pool2d")
     _check_pool_args("max_pool2d", kernel_size, stride, padding, dilation)
     return MaxPool2d.apply(
         x, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, ceil_mode=bool(ceil_mode)
@@ -224,13 +210,13 @@ def avg_pool2d(
     The divisor is the window's size clipped to the padded input (count_include_pad=True),
     the number of its elements inside the input (False), or divisor_override; as PyTorch.
     """
-    kernel_size = _pair("avg_pool2d", kernel_size, "kernel_size")
+    kernel_size = pair(kernel_size, "kernel_size", "avg_pool2d")
     stride = (
         kernel_size
         if stride is None or (isinstance(stride, (tuple, list)) and not stride)
-        else _pair("avg_pool2d", stride, "stride")
+        else pair(stride, "stride", "avg_pool2d")
     )
-    padding = _pair("avg_pool2d", padding, "padding")
+    padding = pair(padding, "padding", "avg_pool2d")
     _check_pool_args("avg_pool2d", kernel_size, stride, padding, (1, 1))
     if divisor_override is not None and (
         isinstance(divisor_override, bool)
@@ -275,20 +261,6 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _pair(op: str, value, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = (value[0], value[0])
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
 
 
 def _check_pool_args(op, kernel_size, stride, padding, dilation) -> None:
@@ -360,59 +332,6 @@ def _axis_part(length, offset, stride, out_length):
     if first >= last:
         return None
     return slice(first, last), slice(first * stride + offset, (last - 1) * stride + offset + 1, stride)
-
-
-class _StridePhases:
-    """An (N, C, H, W) array held as its sh·sw stride phases (rows ≡ a mod sh, columns ≡ b mod
-    sw), so that the per-offset views of a strided pooling read and write unit-stride rows
-    instead of every sh-th element: on (16, 64, 32x32), 3x3 stride 2 float32, max-pool backward
-    took 7.4 ms this way against 9.6 ms on stride-2 views of one array (the phase split and the
-    final interleave included). With stride 1 it is the plain array, not a copy."""
-
-    def __init__(self, phases, shape, stride):
-        self.phases, self.shape, self.stride = phases, shape, stride
-
-    @classmethod
-    def zeros(cls, shape, stride, dtype, xp):
-        """Zeros of `shape` held as phases, on xp's device (numpy or the CUDA module)."""
-        if stride == (1, 1):
-            return cls(xp.zeros(shape, dtype=dtype), shape, stride)
-        grid = (-(-shape[2] // stride[0]), -(-shape[3] // stride[1]))
-        return cls(xp.zeros((*stride, *shape[:2], *grid), dtype=dtype), shape, stride)
-
-    @classmethod
-    def split(cls, x, stride):
-        if stride == (1, 1):
-            return cls(x, x.shape, stride)
-        phases = cls.zeros(x.shape, stride, x.dtype, get_array_module(x))
-        for a in range(stride[0]):
-            for b in range(stride[1]):
-                part = x[:, :, a :: stride[0], b :: stride[1]]
-                phases.phases[a, b, :, :, : part.shape[2], : part.shape[3]] = part
-        return phases
-
-    def view(self, x_part):
-        """The elements that x_part (an index from `_window_parts`) selects, as a view."""
-        if self.stride == (1, 1):
-            return self.phases[x_part]
-        rows, cols = x_part[2], x_part[3]
-        (sh, sw), last_row, last_col = self.stride, rows.stop - 1, cols.stop - 1
-        return self.phases[
-            rows.start % sh, cols.start % sw, :, :,
-            rows.start // sh : last_row // sh + 1, cols.start // sw : last_col // sw + 1,
-        ]  # fmt: skip
-
-    def merge(self) -> np.ndarray:
-        """The array as one (N, C, H, W) array."""
-        if self.stride == (1, 1):
-            return self.phases
-        sh, sw = self.stride
-        merged = get_array_module(self.phases).empty(self.shape, dtype=self.phases.dtype)
-        for a in range(sh):
-            for b in range(sw):
-                part = merged[:, :, a::sh, b::sw]
-                part[...] = self.phases[a, b, :, :, : part.shape[2], : part.shape[3]]
-        return merged
 
 
 def _avg_divisor(size, kernel_size, stride, padding, output_size, count_include_pad, divisor_override):

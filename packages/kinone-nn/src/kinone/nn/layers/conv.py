@@ -10,7 +10,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
-from ._pair import pair
+from ..functional.arguments import pair
 
 
 class Conv2d(Module):
@@ -40,10 +40,10 @@ class Conv2d(Module):
         if padding_mode != "zeros":
             raise ValueError(f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "Conv2d kernel_size")
-        self.stride = pair(stride, "Conv2d stride")
-        self.padding = pair(padding, "Conv2d padding")
-        self.dilation = pair(dilation, "Conv2d dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = pair(stride, "stride", "Conv2d")
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", "Conv2d")
+        self.dilation = pair(dilation, "dilation", "Conv2d")
         self.padding_mode = padding_mode
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
         if bias:

@@ -35,18 +35,10 @@ def linear(g: GraphBuilder, call: Call):
 
 @converter(Conv2d)
 def conv2d(g: GraphBuilder, call: Call):
-    attrs = call.attrs
-    (pad_h, pad_w) = attrs.get("padding", (0, 0))
-    g.node(
-        "Conv",
-        call.inputs,
-        call.output,
-        kernel_shape=list(call.input_shapes[1][2:]),
-        strides=list(attrs.get("stride", (1, 1))),
-        pads=[pad_h, pad_w, pad_h, pad_w],
-        dilations=list(attrs.get("dilation", (1, 1))),
-        group=int(attrs.get("groups", 1)),
-    )
+    """Conv with Kinone's attributes (conv2d passes all of them; conv1d is conv2d on (N, C, 1, L))."""
+    a = call.attrs
+    g.node("Conv", call.inputs, call.output, kernel_shape=list(call.input_shapes[1][2:]), strides=list(a["stride"]),
+           pads=_pads(a["padding"]), dilations=list(a["dilation"]), group=a["groups"])
 
 
 @converter(BatchNormEval)
@@ -68,7 +60,7 @@ def _pads(padding) -> list[int]:
 def max_pool2d(g: GraphBuilder, call: Call):
     a = call.attrs
     g.node("MaxPool", call.inputs, call.output, kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]),
-           pads=_pads(a.get("padding", (0, 0))), dilations=list(a.get("dilation", (1, 1))), ceil_mode=int(a.get("ceil_mode", False)))
+           pads=_pads(a["padding"]), dilations=list(a["dilation"]), ceil_mode=int(a["ceil_mode"]))
 
 
 @converter(AvgPool2d)
@@ -76,13 +68,13 @@ def avg_pool2d(g: GraphBuilder, call: Call):
     """AveragePool with count_include_pad and ceil_mode written out. A divisor_override D
     scales the full-window average by kh·kw / D, exact when every window is full (no ceil_mode)."""
     a = call.attrs
-    override = a.get("divisor_override")
-    if override is not None and a.get("ceil_mode"):
+    override = a["divisor_override"]
+    if override is not None and a["ceil_mode"]:
         raise call.error("divisor_override with ceil_mode=True has no ONNX form (windows of several sizes)")
-    count_include_pad = bool(a.get("count_include_pad", True)) or override is not None
+    count_include_pad = a["count_include_pad"] or override is not None
     out = g.node("AveragePool", call.inputs, None if override is not None else call.output,
-                 kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=_pads(a.get("padding", (0, 0))),
-                 ceil_mode=int(a.get("ceil_mode", False)), count_include_pad=int(count_include_pad))
+                 kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=_pads(a["padding"]),
+                 ceil_mode=int(a["ceil_mode"]), count_include_pad=int(count_include_pad))
     if override is not None:
         kh, kw = a["kernel_size"]
         g.node("Mul", [out, g.constant(kh * kw / override, call.dtype, "divisor_scale")], call.output)
