@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from kinone.data.datasets.nih import FINDINGS, make_sample
+from kinone.autograd.graph import parse_dot
+from kinone.data.datasets.nih import FINDINGS
+from kinone.data.datasets.nih_sample import make_sample
 from kinone.data.train_cli import main
 from kinone.train import read_metrics, read_run
 
@@ -37,11 +39,18 @@ def test_trains_logs_checkpoints_and_reports_test_auroc(tiny_sample, tmp_path, c
     assert any(r.get("split") == "grad_norm" for r in records)
     assert set(json.loads((tmp_path / "run" / "test_auroc.json").read_text())) == set(FINDINGS)
     assert (tmp_path / "run" / "checkpoints" / "latest.npz").exists()
+    graph = parse_dot((tmp_path / "run" / "graph.dot").read_text())  # the model, one node per block
+    assert [n.title for n in graph.nodes][:6] == ["input", "conv1", "bn1", "relu", "maxpool", "layer1.0"]
+    assert graph.nodes[0].shape == (1, 1, 32, 32) and graph.nodes[-1].shape == (1, len(FINDINGS))
+    assert "layer1.0.conv1.weight" in graph.nodes[5].parameters
 
 
 def test_resume_continues_the_run(tiny_sample, tmp_path):
     _train(tiny_sample, tmp_path / "run", "--max-steps", "2")
+    graph = tmp_path / "run" / "graph.dot"
+    graph.write_text(graph.read_text() + "// the run's own\n")
     _train(tiny_sample, tmp_path / "run", "--max-steps", "4", "--resume")
+    assert graph.read_text().endswith("// the run's own\n")  # a resumed run keeps its graph
     steps = [r["step"] for r in read_metrics(tmp_path / "run") if r.get("split") == "train"]
     assert steps == [1, 2, 3, 4]
     assert len(read_run(tmp_path / "run")["resumed_at"]) == 1

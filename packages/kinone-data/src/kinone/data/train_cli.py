@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kinone import models, optim
+from kinone import models, nn, optim
 from kinone.autograd import Tensor, backend, cuda, manual_seed
 from kinone.nn import functional as F
 from kinone.nn.serialization import atomic_write, load_with_metadata
@@ -51,7 +51,8 @@ from . import transforms as T
 from . import batch_transforms as B
 from .cache import CacheError, ImageCache
 from .datasets.image_check import check_images
-from .datasets.nih import FINDINGS, NIHChestXray, make_sample
+from .datasets.nih import CSV_NAMES, EXPECTED_LAYOUT, FINDINGS, TEST_LIST, TRAIN_VAL_LIST, NIHChestXray
+from .datasets.nih_sample import make_sample
 from .device_loader import DeviceLoader
 from .loader import DataLoader
 
@@ -68,6 +69,8 @@ RUN_CONFIG_FLAGS = {"model": "--model", "image_size": "--image-size", "epochs": 
                     "weight_decay": "--weight-decay", "seed": "--seed", "val_fraction": "--val-fraction",
                     "in_channels": "--in-channels", "weights": "--weights", "sample": "--sample",
                     "skip_missing": "--skip-missing", "no_sync_bn": "--no-sync-bn", "cache": "--cache"}
+# The model's graph (DOT text, kinone.nn.graph), written at the start of a run.
+GRAPH_FILE = "graph.dot"
 INSTALL_ONNX = "python -m pip install './packages/kinone-onnx[runtime]' (from the root of a Kinone clone)"
 
 
@@ -268,12 +271,10 @@ def check_data_dir(path: Path) -> None:
     """A clear error when --data-dir is not an NIH ChestX-ray14 folder."""
     if not path.is_dir():
         raise UsageError(f"--data-dir {path} does not exist (expected the NIH ChestX-ray14 folder)")
-    expected = ["Data_Entry_2017_v2020.csv or Data_Entry_2017.csv", "train_val_list.txt", "test_list.txt",
-                "images/ or images_001/images/ ... images_012/images/ (or the PNGs themselves)"]
-    has_csv = any((path / name).is_file() for name in ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv"))
-    has_lists = (path / "train_val_list.txt").is_file() and (path / "test_list.txt").is_file()
+    has_csv = any((path / name).is_file() for name in CSV_NAMES)
+    has_lists = (path / TRAIN_VAL_LIST).is_file() and (path / TEST_LIST).is_file()
     if not (has_csv and has_lists):
-        raise DataError(f"--data-dir {path} does not look like NIH ChestX-ray14; expected in it: " + "; ".join(expected))
+        raise DataError(f"--data-dir {path} does not look like NIH ChestX-ray14; expected in it: {EXPECTED_LAYOUT}")
 
 
 def check_export_possible() -> None:
@@ -290,6 +291,24 @@ def _onnx_exporter():
 
 
 # ---------------------------------------------------------------------- the pieces of a run
+def write_model_graph(model, args) -> None:
+    """`graph.dot` in the run directory: the model's forward drawn by kinone.nn.graph, one node
+    per block (`layer1.0`), for the dashboard's Graph view. Written once, atomically; a resumed
+    run keeps the one it has. Drawing changes nothing about the model (eval mode, no_grad). A
+    model that cannot be drawn is a warning, not a failed run."""
+    path = Path(args.run_dir) / GRAPH_FILE
+    if path.exists():
+        return
+    example = Tensor(np.zeros((1, args.in_channels, args.image_size, args.image_size), np.float32)).to(args.device)
+    try:
+        text = nn.graph(model, example)
+    except Exception as error:  # the graph is a view of the run, never a reason to stop it
+        print(f"kinone-train: warning: the model's graph was not drawn ({type(error).__name__}: {error})", file=sys.stderr)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
 def transforms_for(image_size: int, in_channels: int, train: bool):
     steps = [T.Grayscale(in_channels), T.Resize((image_size, image_size))]
     if train:
@@ -572,7 +591,7 @@ def run(args) -> int:
             return 0
     elif main_rank:
         prepare_run_dir(args)
-    if main_rank and args.sample and not (args.data_dir / "Data_Entry_2017_v2020.csv").is_file():
+    if main_rank and args.sample and not (args.data_dir / CSV_NAMES[0]).is_file():
         print(f"Generating the synthetic sample dataset in {args.data_dir} ...", flush=True)
         make_sample(args.data_dir, progress=show_progress)
     if dist is not None:
@@ -592,6 +611,8 @@ def run(args) -> int:
     if args.tf32:
         cuda.set_allow_tf32(True)
     model = build_model(args).to(args.device)
+    if main_rank:
+        write_model_graph(model, args)
     if dist is not None:
         if not args.no_sync_bn:
             model = dist.convert_sync_batchnorm(model)
