@@ -11,8 +11,11 @@ would silently give wrong gradients. As in PyTorch:
 - when `Function.apply` records a node, it notes the counter and version of every tracked
   input whose array the op saved, or saved a view of (tracked: leaves, and tensors that
   already have a counter; see `saved_versions`);
+- an intermediate result's array saved by a node is tracked too (it may be changed by an
+  in-place method, `y.mul_(2)`), and so is a node's own saved output: the in-place method
+  notes its version on the node before changing it (`note_saved_output`);
 - backward checks those versions before running the node and raises one line naming the op,
-  which input, its shape, and both versions.
+  which input (or its output), its shape, and both versions.
 
 Writes to `.data` by the user (`w.data -= lr * w.grad.data`) are PyTorch's untracked path:
 no version is bumped, as in PyTorch.
@@ -65,11 +68,10 @@ def saved_versions(saved: tuple, inputs: tuple) -> tuple | None:
     """`(position, counter, version)` for each tracked input whose array the op saved, or
     saved a view of (None when there is none).
 
-    Tracked: leaves (parameters, buffers, data, gradients: what Kinone changes in place) and
-    any tensor that already has a counter (a view of a leaf, or a tensor bumped before).
-    An intermediate result is not tracked: Kinone has no in-place Tensor methods that could
-    change one, and a first version that gave every saved intermediate a counter (with a lock
-    per leaf edge) cost 28% of the per-op time.
+    Tracked: leaves (parameters, buffers, data, gradients), any tensor that already has a
+    counter (a view of a leaf, or a tensor bumped before), and an intermediate result whose
+    own array was saved (the in-place methods can change one; a view of an intermediate saved
+    by an op is not looked for: that check costs more than the rest of this function).
     Written as plain loops: this runs for every recorded op that saves arrays.
     """
     records = None
@@ -77,17 +79,23 @@ def saved_versions(saved: tuple, inputs: tuple) -> tuple | None:
     for t in inputs:
         position += 1
         counter = t._version_counter
-        if counter is None:
-            if t.grad_fn is not None:
+        data = t.data
+        if counter is None and t.grad_fn is not None:
+            for array in saved:
+                if array is data:
+                    break
+            else:
                 continue
             counter = t._version_counter = VersionCounter()
-        data = t.data
-        for array in saved:
-            if array is data:
-                break
         else:
-            if not _saves_view_of(saved, data):
-                continue
+            if counter is None:
+                counter = t._version_counter = VersionCounter()
+            for array in saved:
+                if array is data:
+                    break
+            else:
+                if not _saves_view_of(saved, data):
+                    continue
         record = (position, counter, counter.value)
         records = (record,) if records is None else records + (record,)
     return records
@@ -103,12 +111,39 @@ def _saves_view_of(saved: tuple, data: np.ndarray) -> bool:
     return False
 
 
-def modified_error(node, position: int, version: int, now: int) -> RuntimeError:
-    """The error backward raises when `node`'s saved input `position` changed in place."""
+def note_saved_output(node, tensor) -> None:
+    """Before `tensor` (made by `node`) changes in place: if `node` saved its array (Exp, Tanh,
+    Sigmoid save their output), record the version so that its backward refuses the new one."""
+    saved = node.saved_arrays
+    if not saved:
+        return
+    data = tensor.data
+    for array in saved:
+        if array is data:
+            break
+    else:
+        if not _saves_view_of(saved, data):
+            return
+    counter = counter_of(tensor)
+    versions = node.saved_versions or ()
+    for position, known, _ in versions:
+        if known is counter and position == OUTPUT:
+            return
+    node.saved_versions = versions + ((OUTPUT, counter, counter.value),)
+
+
+OUTPUT = "output"  # the position recorded by note_saved_output
+
+
+def modified_error(node, position, version: int, now: int) -> RuntimeError:
+    """The error backward raises when `node`'s saved input `position` (or its output) changed in place."""
     name = type(node).__name__
+    if position == OUTPUT:
+        what = "its output"
+    else:
+        what = f"input {position} of shape {tuple(node.input_shapes[position])}"
     return RuntimeError(
         f"{name}: one of the variables needed for gradient computation has been modified by an "
-        f"in-place operation: {name} saved input {position} of shape {tuple(node.input_shapes[position])} "
-        f"at version {version}; it is now at version {now} (an optimizer step, init or "
-        "load_state_dict between this forward and its backward?)"
+        f"in-place operation: {name} saved {what} at version {version}; it is now at version {now} "
+        "(an in-place op, optimizer step, init or load_state_dict between this forward and its backward?)"
     )
