@@ -6,6 +6,7 @@ from kinone import nn
 from kinone.autograd import Tensor
 from kinone.autograd.ops.elementwise import Cast
 from kinone.nn import functional as F
+from kinone.nn.functional.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
 from kinone.nn.functional.embedding import Embedding
 from kinone.nn.functional.normalization import GroupNorm, LayerNorm
 
@@ -44,6 +45,16 @@ CASES = {
                 (nn.InstanceNorm2d(3), (2, 3, 4, 4)), (randomized(nn.InstanceNorm1d(3, affine=True)), (2, 3, 6))],
     Embedding: [(lambda x: EMBEDDING(indices(x)), (2, 5)), (lambda x: F.embedding(indices(x), EMBEDDING.weight), (2, 3, 4))],
 }
+
+CASES.update({
+    LeakyReLU: [(nn.LeakyReLU(), (2, 3)), (nn.LeakyReLU(0.2), (2, 3, 4))],
+    ELU: [(nn.ELU(), (2, 3)), (nn.ELU(alpha=0.5), (2, 3))],
+    Softplus: [(nn.Softplus(), (2, 3)), (lambda x: F.softplus(x * 4, beta=2.0, threshold=3.0), (2, 5))],
+    ReLU6: [(lambda x: F.relu6(x * 5), (2, 3))],
+    Hardsigmoid: [(lambda x: F.hardsigmoid(x * 4), (2, 3))],
+    Hardswish: [(lambda x: F.hardswish(x * 4), (2, 3))],
+    Mish: [(nn.Mish(), (2, 3)), (nn.Mish(), (2, 3), {"opset": 18})],
+})
 
 # In eval mode with running statistics, instance norm is batch norm's eval form.
 from kinone.nn.functional.normalization import BatchNormEval  # noqa: E402

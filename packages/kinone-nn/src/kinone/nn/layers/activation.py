@@ -64,3 +64,82 @@ class Softmax(Module):
 class LogSoftmax(Softmax):
     def forward(self, x):
         return F.log_softmax(x, self.dim)
+
+
+class LeakyReLU(Module):
+    """x where x > 0, negative_slope · x elsewhere. `inplace` is accepted and ignored."""
+
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """x where x > 0, alpha · (exp(x) - 1) elsewhere. `inplace` is accepted and ignored."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    """log(1 + exp(beta · x)) / beta, linear where beta · x > threshold."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class _Unary(Module):
+    """An activation without options (`inplace` is accepted and ignored)."""
+
+    function = None
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return type(self).function(x)
+
+
+class ReLU6(_Unary):
+    """min(max(x, 0), 6)."""
+
+    function = staticmethod(F.relu6)
+
+
+class Hardsigmoid(_Unary):
+    """min(max(x / 6 + 1/2, 0), 1)."""
+
+    function = staticmethod(F.hardsigmoid)
+
+
+class Hardswish(_Unary):
+    """x · hardsigmoid(x)."""
+
+    function = staticmethod(F.hardswish)
+
+
+class Mish(_Unary):
+    """x · tanh(softplus(x))."""
+
+    function = staticmethod(F.mish)

@@ -1,11 +1,13 @@
 """kinone.nn's per-sample normalisations and lookups: layer norm (LayerNormalization from
 opset 17, written out before), group and instance norm (InstanceNormalization, over a
-(N, G, -1) view for groups of several channels, as PyTorch exports it) and embedding (Gather)."""
+(N, G, -1) view for groups of several channels, as PyTorch exports it), embedding (Gather),
+and the activations beyond ReLU (each its ONNX operator where one exists at the opset)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from kinone.nn.functional.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
 from kinone.nn.functional.embedding import Embedding
 from kinone.nn.functional.normalization import GroupNorm, LayerNorm
 
@@ -74,3 +76,52 @@ def embedding(g: GraphBuilder, call: Call):
     gradient)."""
     indices, weight = call.inputs
     g.node("Gather", [weight, indices], call.output, axis=0)
+
+
+# ---------------------------------------------------------------------------- activations
+@converter(LeakyReLU)
+def leaky_relu(g: GraphBuilder, call: Call):
+    g.node("LeakyRelu", call.inputs, call.output, alpha=float(call.attrs.get("negative_slope", 0.01)))
+
+
+@converter(ELU)
+def elu(g: GraphBuilder, call: Call):
+    g.node("Elu", call.inputs, call.output, alpha=float(call.attrs.get("alpha", 1.0)))
+
+
+@converter(Softplus)
+def softplus(g: GraphBuilder, call: Call):
+    """Where(β·x > threshold, x, Softplus(β·x) / β); β = 1 skips the two scalings."""
+    (x,) = call.inputs
+    beta, threshold = float(call.attrs.get("beta", 1.0)), float(call.attrs.get("threshold", 20.0))
+    scaled = x if beta == 1 else g.node("Mul", [x, g.constant(beta, call.dtype, "beta")])
+    smooth = g.node("Softplus", [scaled])
+    if beta != 1:
+        smooth = g.node("Div", [smooth, g.constant(beta, call.dtype, "beta")])
+    linear = g.node("Greater", [scaled, g.constant(threshold, call.dtype, "threshold")])
+    g.node("Where", [linear, x, smooth], call.output)
+
+
+@converter(ReLU6)
+def relu6(g: GraphBuilder, call: Call):
+    g.node("Clip", [call.inputs[0], g.constant(0, call.dtype, "zero"), g.constant(6, call.dtype, "six")], call.output)
+
+
+@converter(Hardsigmoid)
+def hardsigmoid(g: GraphBuilder, call: Call):
+    g.node("HardSigmoid", call.inputs, call.output, alpha=1 / 6, beta=0.5)
+
+
+@converter(Hardswish)
+def hardswish(g: GraphBuilder, call: Call):
+    g.node("HardSwish", call.inputs, call.output)
+
+
+@converter(Mish)
+def mish(g: GraphBuilder, call: Call):
+    """Mish is an operator from opset 18; before, x · tanh(softplus(x))."""
+    (x,) = call.inputs
+    if g.opset >= 18:
+        g.node("Mish", [x], call.output)
+        return
+    g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])], call.output)
