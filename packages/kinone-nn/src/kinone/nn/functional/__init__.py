@@ -14,6 +14,7 @@ from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .embedding import embedding
 from .normalization import group_norm, instance_norm, layer_norm
 from .attention import multi_head_attention_forward, scaled_dot_product_attention
+from .activation import elu, hardsigmoid, hardswish, leaky_relu, mish, relu6, softplus
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -23,22 +24,29 @@ __all__ = [
     "conv2d",
     "cross_entropy",
     "dropout",
+    "elu",
     "embedding",
     "erf",
     "gelu",
     "group_norm",
+    "hardsigmoid",
+    "hardswish",
     "instance_norm",
     "layer_norm",
+    "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool2d",
+    "mish",
     "mse_loss",
     "multi_head_attention_forward",
     "nll_loss",
     "relu",
+    "relu6",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
     "softmax",
+    "softplus",
     "tanh",
 ]
