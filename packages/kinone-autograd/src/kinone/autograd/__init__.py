@@ -33,7 +33,7 @@ from .creation import (
     zeros_like,
 )
 from .engine import unbroadcast
-from .function import Function
+from .function import Function, TensorFunction, once_differentiable
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, functions_in, gradcheck
 from .graph import to_dot
@@ -46,6 +46,7 @@ __all__ = [
     "Function",
     "GradcheckError",
     "Tensor",
+    "TensorFunction",
     "TraceRecord",
     "__version__",
     "arange",
@@ -65,6 +66,7 @@ __all__ = [
     "maximum",
     "minimum",
     "no_grad",
+    "once_differentiable",
     "ones",
     "ones_like",
     "rand",
