@@ -93,9 +93,9 @@ def test_tensor_dataset_subset_concat_and_random_split():
 def test_argument_errors():
     with pytest.raises(ValueError, match="exclusive"):
         DataLoader(Squares(4), shuffle=True, sampler=SequentialSampler(Squares(4)))
-    with pytest.raises(ValueError, match="batch_sampler is exclusive"):
+    with pytest.raises(ValueError, match="batch_sampler option is mutually exclusive"):
         DataLoader(Squares(4), batch_size=2, batch_sampler=BatchSampler(SequentialSampler(Squares(4)), 2, False))
-    for bad in (0, -1, None, 2.0):
+    for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="batch_size"):
             DataLoader(Squares(4), batch_size=bad)
     with pytest.raises(ValueError, match="num_workers"):

@@ -14,7 +14,8 @@ Tuples stay tuples (PyTorch turns them into lists), so `images, labels = batch` 
 either way. Collation happens in two steps: `collate_arrays` builds the batch with NumPy
 arrays as leaves (worker processes run this step and write the arrays straight into shared
 memory, through `allocate`), and `to_tensors` wraps the arrays in Tensors, without copying,
-in the main process.
+in the main process. `default_convert` is the collate function of a loader that does not
+batch (`batch_size=None`): arrays and NumPy scalars become Tensors, nothing is stacked.
 """
 
 from __future__ import annotations
@@ -23,10 +24,30 @@ import numbers
 from collections.abc import Callable, Mapping
 
 import numpy as np
-
 from kinone.autograd import Tensor
 
 Allocate = Callable[[tuple, np.dtype], np.ndarray]
+
+
+def default_convert(data):
+    """`data` with every `numpy.ndarray` and NumPy scalar turned into a `Tensor` (containers
+    rebuilt, anything else as it is): the DataLoader's collate function when `batch_size=None`
+    turns auto-batching off, as `torch.utils.data.default_convert`."""
+    return to_tensors(convert_arrays(data))
+
+
+def convert_arrays(data):
+    """`default_convert` with `numpy.ndarray` leaves: NumPy scalars become 0-d arrays."""
+    if isinstance(data, np.generic) and data.dtype.kind in "biufc":
+        return np.asarray(data)
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(convert_arrays(d) for d in data))
+    if isinstance(data, (tuple, list)):
+        return type(data)(convert_arrays(d) for d in data)
+    if isinstance(data, Mapping):
+        fields = {key: convert_arrays(value) for key, value in data.items()}
+        return fields if type(data) is dict else _rebuild_mapping(data, fields)
+    return data
 
 
 def default_collate(batch: list):

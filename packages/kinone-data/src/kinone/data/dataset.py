@@ -1,8 +1,19 @@
-"""Map-style datasets: `Dataset`, `TensorDataset`, `Subset`, `random_split` (as in PyTorch).
+"""Datasets as in `torch.utils.data`: `Dataset`, `IterableDataset`, `TensorDataset`, `Subset`,
+`ConcatDataset`, `ChainDataset`, `random_split`.
 
 A map-style dataset is anything with `__getitem__(index)` and `__len__()`: the DataLoader asks
 it for samples by integer index, in whatever order the sampler chooses, possibly from several
 worker processes at once (so `__getitem__` must not depend on the order of earlier calls).
+
+An iterable dataset (`IterableDataset`) is a stream: the DataLoader takes its samples from
+`iter(dataset)` in order, and each worker process iterates its own copy, so a dataset that
+should not be read twice splits its stream with `get_worker_info()` (as in PyTorch):
+
+    class Lines(IterableDataset):
+        def __iter__(self):
+            info = get_worker_info()
+            worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+            return itertools.islice(open(self.path), worker, None, workers)
 """
 
 from __future__ import annotations
@@ -12,8 +23,9 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
-
 from kinone.autograd import Tensor
+
+from .sampler import draw_seed
 
 
 class Dataset:
@@ -24,6 +36,33 @@ class Dataset:
 
     def __add__(self, other: Dataset) -> ConcatDataset:
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """The base of iterable (stream) datasets: subclasses define `__iter__` (see the module
+    docstring); `len()` is optional. `a + b` chains two of them."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__()")
+
+    def __add__(self, other) -> ChainDataset:
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """The samples of several iterable datasets one after the other."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+
+    def __iter__(self):
+        for dataset in self.datasets:
+            if not isinstance(dataset, IterableDataset):
+                raise TypeError(f"ChainDataset: only IterableDatasets can be chained; got {type(dataset).__name__}")
+            yield from dataset
+
+    def __len__(self) -> int:
+        return sum(len(dataset) for dataset in self.datasets)
 
 
 class TensorDataset(Dataset):
@@ -77,6 +116,9 @@ class ConcatDataset(Dataset):
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: expected at least one dataset")
+        for dataset in self.datasets:
+            if isinstance(dataset, IterableDataset):
+                raise TypeError("ConcatDataset: an IterableDataset cannot be concatenated (use ChainDataset)")
         self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
 
     def __len__(self) -> int:
@@ -94,16 +136,21 @@ class ConcatDataset(Dataset):
         return self.datasets[which][index - start]
 
 
-def random_split(dataset, lengths: Sequence[float], seed: int = 0) -> list[Subset]:
-    """Split `dataset` into non-overlapping random subsets of the given lengths.
+def random_split(dataset, lengths: Sequence[float], generator=None, *, seed: int | None = None) -> list[Subset]:
+    """Split `dataset` into non-overlapping random subsets of the given lengths (as PyTorch).
 
     `lengths` are counts summing to `len(dataset)`, or fractions summing to 1 (counts are then
     `floor(fraction * n)`, the remainder dealt one by one round-robin, as in PyTorch). The
-    permutation is drawn from `numpy.random.default_rng(seed)`.
+    permutation is drawn from `numpy.random.default_rng(seed)` where `seed` is given, else from
+    a seed drawn from `generator` (a `numpy.random.Generator`), else from kinone's default
+    generator (so `kinone.autograd.manual_seed` fixes it, as `torch.manual_seed` does).
     """
     n = len(dataset)
     lengths = list(lengths)
-    if lengths and all(isinstance(x, float) for x in lengths) and math.isclose(sum(lengths), 1.0) and sum(lengths) <= 1:
+    if lengths and math.isclose(sum(lengths), 1.0) and sum(lengths) <= 1:
+        for i, fraction in enumerate(lengths):
+            if not 0 <= fraction <= 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1; got {fraction}")
         counts = [int(math.floor(n * fraction)) for fraction in lengths]
         for i in range(n - sum(counts)):
             counts[i % len(counts)] += 1
@@ -113,7 +160,9 @@ def random_split(dataset, lengths: Sequence[float], seed: int = 0) -> list[Subse
             f"random_split: lengths must be non-negative counts summing to the dataset's length {n}, "
             f"or fractions summing to 1; got {lengths}"
         )
-    order = np.random.default_rng(seed).permutation(n).tolist()
+    if seed is not None and generator is not None:
+        raise ValueError("random_split: pass seed or generator, not both")
+    order = np.random.default_rng(draw_seed(generator) if seed is None else seed).permutation(n).tolist()
     subsets, start = [], 0
     for length in lengths:
         subsets.append(Subset(dataset, order[start : start + length]))

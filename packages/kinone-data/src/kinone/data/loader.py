@@ -5,7 +5,10 @@
         for images, labels in loader:      # Tensors; epoch k's order depends only on (seed, k)
             ...
 
-Semantics follow `torch.utils.data.DataLoader`; the differences are Kinone's additions:
+Arguments, defaults and errors follow `torch.utils.data.DataLoader` (map-style and
+`IterableDataset`s, `batch_size=None`, `persistent_workers`, `prefetch_factor`, `generator`;
+`pin_memory` is accepted and changes nothing on the host, see `DataLoader`); the differences
+are Kinone's additions:
 `seed` (one integer from which the order, every worker's seed and every sample's random
 augmentation derive: a sample's augmentation depends on (seed, epoch, dataset index) only, see
 worker.py), `state_dict()` / `load_state_dict()` (resume in the
@@ -41,7 +44,9 @@ imported):
 
 (Pickling NIH's 112,120 file names into 2 workers added 60-100 ms per epoch.)
 
-Workers are restarted every epoch, so the start cost is paid per epoch; and with fork, a
+Workers are restarted every epoch unless `persistent_workers=True` (then they start once and
+serve every epoch; batches and augmentations are the same either way, since a sample's seed
+does not depend on the worker), so the start cost is paid per epoch; and with fork, a
 large in-memory dataset (a pre-resized image cache of several GB) is shared instead of
 pickled into every worker. Fork is unsafe only in a process that runs other threads holding
 locks; such a program should pass `multiprocessing_context="forkserver"` (or "spawn"), which
@@ -62,13 +67,15 @@ import weakref
 from collections import deque
 from multiprocessing.connection import wait
 
-from .collate import default_collate
-from .sampler import BatchSampler, RandomSampler, SequentialSampler, draw_seed
+from .collate import default_collate, default_convert
+from .dataset import IterableDataset
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, seed_of
 from .transport import SlotReader, shared_memory_dir
 from .worker import (
+    EndOfStream,
+    Fetcher,
     RandomStates,
     describe_sample,
-    load_samples,
     worker_loop,
     worker_seed,
 )
@@ -78,99 +85,153 @@ __all__ = ["DataLoader", "default_collate"]
 SHUTDOWN_SECONDS = 2.0  # how long workers get to exit on their own before being terminated
 WORKER_EXIT_SECONDS = 1.0  # how long a worker whose pipe failed gets to be seen as exited
 _FORKSERVER_PRELOAD = ["__main__", "kinone.data.worker", "kinone.data.transforms"]
+_END = object()  # what _next_batch returns when the epoch is over
 
 
 class DataLoader:
     """Iterate over `dataset` in batches (see the module docstring).
 
+    The arguments are `torch.utils.data.DataLoader`'s, in its order, with its defaults and
+    errors; `seed` is Kinone's addition.
+
     Args:
-        dataset: a map-style dataset (`__getitem__(int)` and `__len__`).
-        batch_size: samples per batch.
+        dataset: a map-style dataset (`__getitem__(int)` and `__len__`), or an
+            `IterableDataset` (each worker iterates its own copy; see dataset.py).
+        batch_size: samples per batch; None turns auto-batching off: each item is one sample,
+            passed through `collate_fn` (`default_convert`: arrays become Tensors, unstacked).
         shuffle: visit the samples in a new random order every epoch (a `RandomSampler`
             seeded with `seed`).
         sampler: an iterable of indices (exclusive with `shuffle`).
         batch_sampler: an iterable of index lists (exclusive with `batch_size`, `shuffle`,
             `sampler` and `drop_last`).
         num_workers: worker processes; 0 loads in the main process.
-        collate_fn: turns a list of samples into a batch (`default_collate`).
-        drop_last: drop the last batch of an epoch if it is short.
+        collate_fn: turns a list of samples into a batch (`default_collate`; `default_convert`
+            when `batch_size=None`).
+        pin_memory: accepted for PyTorch scripts; batches are host NumPy arrays either way.
+            Pinned (page-locked) memory matters only for copies to a GPU, and there
+            `DeviceLoader` (device_loader.py) stages every batch through reused pinned buffers
+            and copies it on a stream of its own, whatever this flag says. So on a CPU-only
+            run it changes nothing, and nothing warns.
+        drop_last: drop the last batch of an epoch if it is short (with workers and an
+            iterable dataset: each worker's last short batch, as in PyTorch).
         timeout: seconds to wait for a batch from a worker before raising; 0 waits as long as
             the worker is alive.
-        worker_init_fn: called as `worker_init_fn(worker_id)` in each worker after seeding.
+        worker_init_fn: called as `worker_init_fn(worker_id)` in each worker after seeding
+            (once per worker: every epoch, or once for `persistent_workers`).
         multiprocessing_context: "fork", "forkserver", "spawn", a multiprocessing context, or
             None for "fork" where available, else "spawn".
-        seed: the one seed of the loader's randomness; None draws it from
-            `kinone.autograd`'s default generator (so `manual_seed` fixes it).
-        prefetch_factor: batches each worker keeps in flight.
+        generator: a `numpy.random.Generator` (Kinone's generators are NumPy's): when `seed`
+            is None, the loader's seed is drawn from it once, here, and the shuffling and the
+            workers' seeds derive from that seed; so a generator in a given state gives the same
+            epochs, as PyTorch's `generator=` does.
+        prefetch_factor: batches each worker keeps in flight (2 when None); only with
+            `num_workers > 0`, as in PyTorch.
+        persistent_workers: keep the worker processes alive between epochs (they start once,
+            run `worker_init_fn` once, and keep their seed, as PyTorch's do); needs
+            `num_workers > 0`. Batches and augmentations are the same either way.
+        pin_memory_device: accepted for PyTorch scripts (see `pin_memory`).
+        in_order: accepted; batches always come in sampler order (PyTorch's `in_order=False`
+            permits, and does not require, another order).
+        seed: the one seed of the loader's randomness; None draws it from `generator`, else
+            from `kinone.autograd`'s default generator (so `manual_seed` fixes it).
     """
 
     def __init__(
         self,
         dataset,
         batch_size: int | None = 1,
-        shuffle: bool = False,
-        *,
+        shuffle: bool | None = None,
         sampler=None,
         batch_sampler=None,
         num_workers: int = 0,
         collate_fn=None,
+        pin_memory: bool = False,
         drop_last: bool = False,
-        timeout: float = 0.0,
+        timeout: float = 0,
         worker_init_fn=None,
         multiprocessing_context=None,
+        generator=None,
+        *,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
+        pin_memory_device: str = "",
+        in_order: bool = True,
         seed: int | None = None,
-        prefetch_factor: int = 2,
     ):
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"DataLoader: num_workers must be a non-negative int; got {num_workers!r}")
-        if timeout < 0:
-            raise ValueError(f"DataLoader: timeout must be >= 0 seconds; got {timeout}")
-        if not isinstance(prefetch_factor, int) or prefetch_factor < 1:
-            raise ValueError(f"DataLoader: prefetch_factor must be a positive int; got {prefetch_factor!r}")
-        if sampler is not None and shuffle:
-            raise ValueError("DataLoader: sampler and shuffle=True are exclusive (the sampler decides the order)")
-        if batch_sampler is not None:
-            if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                raise ValueError(
-                    "DataLoader: batch_sampler is exclusive with batch_size, shuffle, sampler and drop_last"
-                )
-        elif batch_size is None or isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"DataLoader: batch_size must be a positive int; got {batch_size!r}")
+        iterable = isinstance(dataset, IterableDataset)
+        prefetch_factor = _check_workers(num_workers, timeout, prefetch_factor, persistent_workers)
+        shuffle = _check_order(iterable, batch_size, shuffle, sampler, batch_sampler, drop_last)
 
         self.dataset = dataset
-        self.seed = draw_seed() if seed is None else int(seed)
+        self.seed = seed_of(seed, generator, "DataLoader")
+        self.generator = generator
+        self._iterable = iterable
         self._owns_sampler = sampler is None and batch_sampler is None
-        if batch_sampler is None:
+        if batch_sampler is not None:
+            batch_size, drop_last = None, False
+        elif not iterable:
             if sampler is None:
                 sampler = RandomSampler(dataset, seed=self.seed) if shuffle else SequentialSampler(dataset)
-            batch_sampler = BatchSampler(sampler, batch_size, drop_last)
-        self.sampler = getattr(batch_sampler, "sampler", sampler)
-        self.batch_sampler = batch_sampler
-        self.batch_size = getattr(batch_sampler, "batch_size", None)
-        self.drop_last = getattr(batch_sampler, "drop_last", False)
+            if batch_size is not None:
+                batch_sampler = BatchSampler(sampler, batch_size, drop_last)
+        self.sampler, self.batch_sampler = sampler, batch_sampler
+        self.batch_size, self.drop_last = batch_size, bool(drop_last)
+        self._auto_collation = batch_sampler is not None or (iterable and batch_size is not None)
         self.num_workers = num_workers
-        self.collate_fn = default_collate if collate_fn is None else collate_fn
+        if collate_fn is None:
+            collate_fn = default_collate if self._auto_collation else default_convert
+        self.collate_fn = collate_fn
+        self.pin_memory, self.pin_memory_device = bool(pin_memory), pin_memory_device
         self.timeout = float(timeout)
         self.worker_init_fn = worker_init_fn
         self.multiprocessing_context = multiprocessing_context
         self.prefetch_factor = prefetch_factor
+        self.persistent_workers = bool(persistent_workers)
+        self.in_order = bool(in_order)
         self._next_epoch = 0
         self._skip = 0  # batches of `_next_epoch` already consumed before a resume
         self._iterator = None  # weak reference to the newest iterator
+        self._pool = None  # the worker processes, kept between epochs with persistent_workers
+
+    @property
+    def _index_sampler(self):
+        """What each request is drawn from: batches of indices, or indices (no auto-batching)."""
+        return self.batch_sampler if self.batch_sampler is not None else self.sampler
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        return len(self.batch_sampler)
+        """Batches per epoch (for an iterable dataset: from its `len()`, as PyTorch)."""
+        if not self._iterable:
+            return len(self._index_sampler)
+        length = len(self.dataset)  # TypeError when the stream has no len(), as in PyTorch
+        if self.batch_size is None:
+            return length
+        return length // self.batch_size if self.drop_last else -(-length // self.batch_size)
 
     def __iter__(self):
         epoch, skip = self._next_epoch, self._skip
         self._next_epoch, self._skip = epoch + 1, 0
-        if hasattr(self.batch_sampler, "set_epoch"):
-            self.batch_sampler.set_epoch(epoch)
-        iterator_type = _MultiProcessIterator if self.num_workers > 0 else _SingleProcessIterator
-        iterator = iterator_type(self, epoch, skip)
+        if hasattr(self._index_sampler, "set_epoch"):
+            self._index_sampler.set_epoch(epoch)
+        if self.num_workers == 0:
+            iterator = _SingleProcessIterator(self, epoch, skip)
+        else:
+            iterator = _MultiProcessIterator(self, epoch, skip, self._worker_pool(epoch))
         self._iterator = weakref.ref(iterator)
         return iterator
+
+    def _worker_pool(self, epoch: int) -> _WorkerPool:
+        """A new pool of workers, or with `persistent_workers` the loader's own, its requests
+        from an earlier iteration (an epoch left by `break`) drained first."""
+        if not self.persistent_workers:
+            return _WorkerPool(self, epoch)
+        if self._pool is not None and self._pool.alive:
+            try:
+                self._pool.drain()
+            except Exception:  # noqa: BLE001 - a worker died meanwhile: this epoch starts a new pool
+                self._pool.close()
+        if self._pool is None or not self._pool.alive:
+            self._pool = _WorkerPool(self, epoch)
+        return self._pool
 
     # ------------------------------------------------------------------ position
     def set_epoch(self, epoch: int) -> None:
@@ -231,6 +292,62 @@ def mpi_is_initialized() -> bool:
         return False
 
 
+def _check_workers(num_workers, timeout, prefetch_factor, persistent_workers) -> int | None:
+    """PyTorch's checks of the worker arguments; returns the prefetch factor to use."""
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(
+            "DataLoader: num_workers option should be non-negative; use num_workers=0 to disable multiprocessing "
+            f"(got {num_workers!r})"
+        )
+    if timeout < 0:
+        raise ValueError(f"DataLoader: timeout option should be non-negative (got {timeout})")
+    if num_workers == 0 and prefetch_factor is not None:
+        raise ValueError(
+            "DataLoader: prefetch_factor option could only be specified in multiprocessing: let num_workers > 0 "
+            "to enable multiprocessing, otherwise set prefetch_factor to None"
+        )
+    if persistent_workers and num_workers == 0:
+        raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+    if num_workers == 0:
+        return None
+    if prefetch_factor is None:
+        return 2
+    if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int) or prefetch_factor < 1:
+        raise ValueError(
+            f"DataLoader: prefetch_factor must be a positive int (batches each worker keeps in flight); "
+            f"got {prefetch_factor!r}"
+        )
+    return prefetch_factor
+
+
+def _check_order(iterable, batch_size, shuffle, sampler, batch_sampler, drop_last) -> bool:
+    """PyTorch's checks of the arguments that choose the order and the batches; returns shuffle."""
+    if iterable:
+        for name, value in (("shuffle", shuffle if shuffle not in (False, None) else None), ("sampler", sampler),
+                            ("batch_sampler", batch_sampler)):
+            if value is not None:
+                raise ValueError(
+                    f"DataLoader with IterableDataset: expected unspecified {name} option, but got {name}={value!r} "
+                    "(a stream has no indices to order)"
+                )
+    shuffle = bool(shuffle)
+    if sampler is not None and shuffle:
+        raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle (the sampler decides the order)")
+    if batch_sampler is not None:
+        if batch_size != 1 or shuffle or sampler is not None or drop_last:
+            raise ValueError(
+                "DataLoader: batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last"
+            )
+    elif batch_size is None:
+        if drop_last:
+            raise ValueError(
+                "DataLoader: batch_size=None option disables auto-batching and is mutually exclusive with drop_last"
+            )
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"DataLoader: batch_size should be a positive integer value or None; got {batch_size!r}")
+    return shuffle
+
+
 class _BaseIterator:
     def __init__(self, loader: DataLoader, epoch: int, skip: int):
         self.epoch = epoch
@@ -238,38 +355,56 @@ class _BaseIterator:
         self.exhausted = False
         try:
             self._length = len(loader)
-        except TypeError:  # a batch_sampler without len()
+        except TypeError:  # a batch_sampler or an iterable dataset without len()
             self._length = None
-        self._dataset = loader.dataset
         self._collate_fn = loader.collate_fn
         self._seed = loader.seed
-        # (position in the epoch, indices); each sample is seeded by its index (worker.py),
-        # so skipped batches leave the later ones unchanged
-        self._index_batches = itertools.islice(enumerate(loader.batch_sampler), skip, None)
+        self._iterable = loader._iterable
+        self._auto_collation = loader._auto_collation
+        # (position in the epoch, request): each sample is seeded by its index (worker.py), so
+        # skipped batches leave the later ones unchanged. A stream's requests are all None, and
+        # its skipped batches are loaded and dropped (a stream cannot jump ahead).
+        if self._iterable:
+            self._requests = zip(itertools.count(), itertools.repeat(None))
+        else:
+            self._requests = itertools.islice(enumerate(loader._index_sampler), skip, None)
 
     def __iter__(self):
         return self
 
     def __len__(self) -> int:
         if self._length is None:
-            raise TypeError("this DataLoader's batch_sampler has no len()")
+            raise TypeError("this DataLoader has no len(): its batch_sampler or iterable dataset has none")
         return self._length
 
     def close(self) -> None:
         """Stop early and release everything the iterator holds."""
 
+    def _skip_stream(self, skip: int) -> None:
+        """Resuming an iterable dataset mid-epoch: load the batches already seen and drop them."""
+        self.batches_done = 0
+        for _ in range(skip):
+            next(self)
+
 
 class _SingleProcessIterator(_BaseIterator):
+    def __init__(self, loader: DataLoader, epoch: int, skip: int):
+        super().__init__(loader, epoch, skip)
+        self._fetcher = Fetcher(loader.dataset, loader.batch_size, loader.drop_last, None, self._auto_collation)
+        if self._iterable:
+            self._skip_stream(skip)
+
     def __next__(self):
-        next_batch = next(self._index_batches, None)
-        if next_batch is None:
-            self.exhausted = True
-            raise StopIteration
-        batch_index, indices = next_batch
+        next_request = next(self._requests, None)
+        if next_request is None:
+            return self._stop()
+        batch_index, request = next_request
         states = RandomStates()
         try:
-            samples = load_samples(self._dataset, indices, self._seed, self.epoch)
+            samples = self._fetcher.samples(request, self._seed, self.epoch)
             batch = self._collate_fn(samples)
+        except EndOfStream:
+            return self._stop()
         except Exception as error:
             if hasattr(error, "add_note"):  # Python >= 3.11
                 error.add_note(f"DataLoader: {describe_sample(getattr(error, 'sample_index', None), batch_index)}")
@@ -279,52 +414,107 @@ class _SingleProcessIterator(_BaseIterator):
         self.batches_done += 1
         return batch
 
+    def _stop(self):
+        self.exhausted = True
+        raise StopIteration
+
+
+class _WorkerPool:
+    """A DataLoader's worker processes, their pipes and shared-memory slots, and the requests
+    in flight. It outlives one iteration with `persistent_workers`; its finalizer (run by
+    `close()`, by garbage collection, or at interpreter exit) holds the processes, not the pool."""
+
+    def __init__(self, loader: DataLoader, epoch: int):
+        self.num_workers = loader.num_workers
+        self.prefetch_factor = loader.prefetch_factor
+        self.pending = deque()  # (batch index, worker id), in the order the batches are due
+        self.released = []  # (worker id, slot id) of slots the main process no longer uses
+        self.runs = 0  # iterations served: a stream restarts with each
+        self.reader = SlotReader()
+        self.slot_prefix = os.path.join(shared_memory_dir(), f"kinone-data-{os.getpid()}-{uuid.uuid4().hex[:12]}-")
+        self.workers, self.connections = [], []
+        context = loader._context()
+        self._shutdown = weakref.finalize(self, _shut_down, self.workers, self.connections, self.reader,
+                                          self.slot_prefix)
+        try:
+            for worker_id in range(self.num_workers):
+                self._start(context, loader, epoch, worker_id)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, context, loader: DataLoader, epoch: int, worker_id: int) -> None:
+        ours, theirs = context.Pipe(duplex=True)
+        process = context.Process(
+            target=worker_loop,
+            args=(
+                loader.dataset,
+                loader.collate_fn,
+                theirs,
+                worker_id,
+                self.num_workers,
+                worker_seed(loader.seed, epoch, worker_id),
+                epoch,
+                loader.worker_init_fn,
+                f"{self.slot_prefix}{worker_id}-",
+                self.prefetch_factor + 2,
+                loader.batch_size,
+                loader.drop_last,
+                loader._auto_collation,
+            ),
+            name=f"kinone-data-worker-{worker_id}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        self.workers.append(process)
+        self.connections.append(ours)
+
+    @property
+    def alive(self) -> bool:
+        return self._shutdown.alive
+
+    def close(self) -> None:
+        self._shutdown()
+
+    def drain(self) -> None:
+        """Receive and drop the replies to an earlier iteration's requests (a persistent pool
+        whose last epoch was left early), so that the next iteration starts clean."""
+        while self.pending:
+            _, worker_id = self.pending.popleft()
+            reply = self.connections[worker_id].recv()
+            if reply[0] == "batch":  # dropped at once: its slot comes back through `released`
+                self.reader.unpack(worker_id, *reply[2:], self.released.append)
+
+    def return_released_slots(self) -> None:
+        by_worker: dict[int, list[int]] = {}
+        while self.released:
+            worker_id, slot_id = self.released.pop()
+            by_worker.setdefault(worker_id, []).append(slot_id)
+        for worker_id, slot_ids in by_worker.items():
+            try:
+                self.connections[worker_id].send(("free", slot_ids))
+            except OSError:
+                pass
+
 
 class _MultiProcessIterator(_BaseIterator):
-    def __init__(self, loader: DataLoader, epoch: int, skip: int):
+    def __init__(self, loader: DataLoader, epoch: int, skip: int, pool: _WorkerPool):
         super().__init__(loader, epoch, skip)
         self._timeout = loader.timeout
-        self._num_workers = loader.num_workers
-        self._pending = deque()  # (batch index, worker id), in the order the batches are due
+        self._pool = pool
+        self._persistent = loader.persistent_workers
+        self._workers, self._connections = pool.workers, pool.connections
+        pool.runs += 1
+        self._run = pool.runs
+        self._streaming = set(range(pool.num_workers)) if self._iterable else None  # workers whose stream goes on
         self._next_worker = 0
-        self._released = []  # (worker id, slot id) of slots the main process no longer uses
-        self._reader = SlotReader()
-        self._slot_prefix = os.path.join(shared_memory_dir(), f"kinone-data-{os.getpid()}-{uuid.uuid4().hex[:12]}-")
-        self._workers, self._connections = [], []
-        context = loader._context()
-        # Runs once: from close(), when the iterator is garbage-collected (a `break`), or at
-        # interpreter exit; it holds the workers, not the iterator.
-        self._shutdown = weakref.finalize(
-            self, _shut_down, self._workers, self._connections, self._reader, self._slot_prefix
-        )
         self._closed = False
         try:
-            for worker_id in range(self._num_workers):
-                ours, theirs = context.Pipe(duplex=True)
-                process = context.Process(
-                    target=worker_loop,
-                    args=(
-                        loader.dataset,
-                        loader.collate_fn,
-                        theirs,
-                        worker_id,
-                        self._num_workers,
-                        worker_seed(self._seed, epoch, worker_id),
-                        epoch,
-                        loader.worker_init_fn,
-                        f"{self._slot_prefix}{worker_id}-",
-                        loader.prefetch_factor + 2,
-                        self._seed,
-                    ),
-                    name=f"kinone-data-worker-{worker_id}",
-                    daemon=True,
-                )
-                process.start()
-                theirs.close()
-                self._workers.append(process)
-                self._connections.append(ours)
-            for _ in range(self._num_workers * loader.prefetch_factor):
+            for _ in range(pool.num_workers * pool.prefetch_factor):
                 self._dispatch()
+            if self._iterable:
+                self._skip_stream(skip)
         except BaseException:
             self.close()
             raise
@@ -332,56 +522,75 @@ class _MultiProcessIterator(_BaseIterator):
     def __next__(self):
         if self._closed:
             raise StopIteration
-        if not self._pending:
-            self.exhausted = True
-            self.close()
-            raise StopIteration
         try:
-            self._return_released_slots()
-            batch_index, worker_id = self._pending.popleft()
+            batch = self._next_batch()
+        except BaseException:  # including KeyboardInterrupt: no worker may outlive the loop
+            self.close()
+            raise
+        if batch is _END:
+            self.exhausted = True
+            self._end()
+            raise StopIteration
+        self.batches_done += 1
+        return batch
+
+    def _next_batch(self):
+        pool = self._pool
+        while pool.pending:
+            pool.return_released_slots()
+            batch_index, worker_id = pool.pending.popleft()
             reply = self._receive(worker_id, batch_index)
             if reply[0] == "error":
                 raise self._worker_error(worker_id, reply)
             if reply[1] != batch_index:
                 raise RuntimeError(f"DataLoader: worker {worker_id} sent batch {reply[1]}, expected {batch_index}")
+            if reply[0] == "end":  # this worker's stream is over; the others may go on
+                self._streaming.discard(worker_id)
+                self._dispatch()
+                continue
             self._dispatch()
-            batch = self._reader.unpack(worker_id, *reply[2:], self._released.append)
-        except BaseException:  # including KeyboardInterrupt: no worker may outlive the loop
-            self.close()
-            raise
-        self.batches_done += 1
-        return batch
+            return pool.reader.unpack(worker_id, *reply[2:], pool.released.append)
+        return _END
+
+    def _end(self) -> None:
+        """The epoch is over: a persistent pool waits for the next one, any other stops."""
+        self._closed = True
+        if not self._persistent:
+            self._pool.close()
 
     def close(self) -> None:
-        """Stop the workers now (garbage collection of the iterator, after a `break`, does too)."""
+        """Stop the workers now (garbage collection of the iterator, after a `break`, does too;
+        a persistent pool lives on in its loader)."""
         self._closed = True
-        self._shutdown()
+        self._pool.close()
 
     # ------------------------------------------------------------------ internals
     def _dispatch(self) -> None:
-        next_batch = next(self._index_batches, None)
-        if next_batch is None:
+        worker_id = self._choose_worker()
+        if worker_id is None:
             return
-        batch_index, indices = next_batch
-        worker_id = self._next_worker
-        self._next_worker = (worker_id + 1) % self._num_workers
-        message = ("fetch", batch_index, list(indices))
+        next_request = next(self._requests, None)
+        if next_request is None:
+            return
+        batch_index, request = next_request
+        if request is not None and self._auto_collation:
+            request = list(request)  # a batch sampler may yield tuples or arrays
+        message = ("fetch", batch_index, request, self._seed, self.epoch, self._run)
         try:
             self._connections[worker_id].send(message)
         except OSError:
             pass  # the worker is gone: _receive reports it when this batch (or an earlier one) is due
-        self._pending.append((batch_index, worker_id))
+        self._pool.pending.append((batch_index, worker_id))
 
-    def _return_released_slots(self) -> None:
-        by_worker: dict[int, list[int]] = {}
-        while self._released:
-            worker_id, slot_id = self._released.pop()
-            by_worker.setdefault(worker_id, []).append(slot_id)
-        for worker_id, slot_ids in by_worker.items():
-            try:
-                self._connections[worker_id].send(("free", slot_ids))
-            except OSError:
-                pass
+    def _choose_worker(self) -> int | None:
+        """Batch b goes to worker b % num_workers; for a stream, to the next worker still streaming."""
+        num_workers = self._pool.num_workers
+        for _ in range(num_workers):
+            worker_id = self._next_worker
+            self._next_worker = (worker_id + 1) % num_workers
+            if self._streaming is None or worker_id in self._streaming:
+                return worker_id
+        return None
 
     def _receive(self, worker_id: int, batch_index: int):
         connection, process = self._connections[worker_id], self._workers[worker_id]

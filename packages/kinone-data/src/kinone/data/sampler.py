@@ -15,13 +15,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-
 from kinone.autograd import default_generator
 
 
-def draw_seed() -> int:
-    """A 63-bit seed from `kinone.autograd`'s default generator (set by `manual_seed`)."""
-    return int(default_generator().integers(0, 2**63 - 1))
+def draw_seed(generator=None) -> int:
+    """A 63-bit seed from `generator` (a `numpy.random.Generator`, what `kinone.autograd`'s
+    `manual_seed` and `default_generator` return), or from `kinone.autograd`'s default one."""
+    if generator is None:
+        generator = default_generator()
+    if not callable(getattr(generator, "integers", None)):
+        raise TypeError(
+            f"generator must be a numpy.random.Generator (Kinone's generators are NumPy's, e.g. "
+            f"kinone.autograd.manual_seed(0) or numpy.random.default_rng(0)); got {type(generator).__name__}"
+        )
+    return int(generator.integers(0, 2**63 - 1))
+
+
+def seed_of(seed: int | None, generator, who: str) -> int:
+    """The seed a sampler or loader uses: `seed` if given, else one drawn from `generator`
+    (or from kinone's default generator when both are None)."""
+    if seed is not None and generator is not None:
+        raise ValueError(f"{who}: pass seed or generator, not both")
+    return draw_seed(generator) if seed is None else int(seed)
 
 
 class Sampler:
@@ -48,10 +63,12 @@ class SequentialSampler(Sampler):
 
 
 class _EpochSampler(Sampler):
-    """A sampler whose order is a pure function of (seed, epoch)."""
+    """A sampler whose order is a pure function of (seed, epoch); the seed is `seed`, or is
+    drawn once, at construction, from `generator` (PyTorch's argument: a generator in a given
+    state gives the same orders) or from kinone's default generator."""
 
-    def __init__(self, seed: int | None):
-        self.seed = draw_seed() if seed is None else int(seed)
+    def __init__(self, seed: int | None, generator=None):
+        self.seed = seed_of(seed, generator, type(self).__name__)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -84,8 +101,11 @@ class RandomSampler(_EpochSampler):
     other (as in PyTorch).
     """
 
-    def __init__(self, data_source, replacement: bool = False, num_samples: int | None = None, seed: int | None = None):
-        super().__init__(seed)
+    def __init__(
+        self, data_source, replacement: bool = False, num_samples: int | None = None, generator=None, *,
+        seed: int | None = None,
+    ):
+        super().__init__(seed, generator)
         self.data_source = data_source
         self.replacement = bool(replacement)
         self._num_samples = num_samples
@@ -112,8 +132,11 @@ class RandomSampler(_EpochSampler):
 class WeightedRandomSampler(_EpochSampler):
     """`num_samples` indices drawn with probabilities proportional to `weights`."""
 
-    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True, seed: int | None = None):
-        super().__init__(seed)
+    def __init__(
+        self, weights: Sequence[float], num_samples: int, replacement: bool = True, generator=None, *,
+        seed: int | None = None,
+    ):
+        super().__init__(seed, generator)
         weights = np.asarray(weights, dtype=np.float64)
         if weights.ndim != 1 or weights.size == 0:
             raise ValueError(
@@ -143,8 +166,8 @@ class WeightedRandomSampler(_EpochSampler):
 class SubsetRandomSampler(_EpochSampler):
     """The given indices, in a random order per epoch."""
 
-    def __init__(self, indices: Sequence[int], seed: int | None = None):
-        super().__init__(seed)
+    def __init__(self, indices: Sequence[int], generator=None, *, seed: int | None = None):
+        super().__init__(seed, generator)
         self.indices = np.asarray(indices, dtype=np.int64)
 
     def order(self, epoch: int) -> np.ndarray:

@@ -22,6 +22,7 @@ Seeds. The loader has one integer `seed`. From it:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
@@ -30,10 +31,9 @@ import traceback
 from dataclasses import dataclass
 
 import numpy as np
-
 from kinone.autograd import default_generator, manual_seed
 
-from .collate import collate_arrays, default_collate
+from .collate import collate_arrays, convert_arrays, default_collate, default_convert
 from .transport import SlotWriter
 
 PARENT_CHECK_SECONDS = 1.0  # an idle worker checks this often that its parent is alive
@@ -139,10 +139,7 @@ def load_samples(dataset, indices, seed: int | None = None, epoch: int = 0) -> l
                 seed_sample(seed, epoch, index)
             samples.append(dataset[index])
         except Exception as error:
-            try:
-                error.sample_index = index
-            except AttributeError:  # an exception type without a __dict__
-                pass
+            _mark_sample(error, index)
             raise
     return samples
 
@@ -154,17 +151,77 @@ def describe_sample(index, batch_index) -> str:
     return f"while loading sample index {index} (batch {batch_index})"
 
 
+class EndOfStream(Exception):
+    """An iterable dataset's stream has no more samples for this process (this epoch)."""
+
+
+class Fetcher:
+    """Turns a request into the samples of one batch, in the main process or in a worker.
+
+    Map-style datasets: the request is a list of indices (a batch), or one index when
+    auto-batching is off (`batch_size=None`: the batch is that one sample). Iterable datasets:
+    the request is None, and the samples are the next `batch_size` of the stream this
+    process draws from `iter(dataset)` (a new stream for every new `run`, an iteration of the
+    loader); a sample's generators are seeded from (seed, epoch, (worker id, position in the
+    stream)), so an iterable's augmentations are reproducible as a map-style dataset's are."""
+
+    def __init__(
+        self, dataset, batch_size: int | None, drop_last: bool, worker_id: int | None = None,
+        auto_collation: bool = True,
+    ):
+        self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
+        self.worker_id, self.auto_collation = worker_id, auto_collation
+        self._stream = self._run = None
+        self._position = 0
+
+    def samples(self, request, seed: int | None, epoch: int, run: int = 0):
+        """The samples of one batch: a list, or one sample when auto-batching is off."""
+        if request is not None:
+            if self.auto_collation:
+                return load_samples(self.dataset, request, seed, epoch)
+            return load_samples(self.dataset, [request], seed, epoch)[0]
+        if self._run != run:
+            self._stream, self._run, self._position = iter(self.dataset), run, 0
+        wanted = self.batch_size if self.auto_collation else 1
+        samples = []
+        while len(samples) < wanted:
+            key = (self.worker_id, self._position)
+            if seed is not None:
+                seed_sample(seed, epoch, key)
+            try:
+                samples.append(next(self._stream))
+            except StopIteration:
+                break
+            except Exception as error:
+                _mark_sample(error, key)
+                raise
+            self._position += 1
+        if not samples or (self.drop_last and len(samples) < wanted):
+            raise EndOfStream
+        return samples if self.auto_collation else samples[0]
+
+
+def _mark_sample(error: BaseException, index) -> None:
+    try:
+        error.sample_index = index
+    except AttributeError:  # an exception type without a __dict__
+        pass
+
+
 def worker_loop(
     dataset, collate_fn, conn, worker_id, num_workers, seed, epoch, worker_init_fn, slot_prefix, keep_slots,
-    loader_seed,
+    batch_size=1, drop_last=False, auto_collation=True,
 ):
     """The body of worker process `worker_id`: fetch the batches the main process asks for.
 
-    `seed` is the worker's own seed (`worker_seed`), `loader_seed` the DataLoader's, from which
-    each sample's seed derives. Messages from the main process: `("fetch", batch_index, indices)`,
-    `("free", [slot ids])`, or `None` (exit). Replies: `("batch", batch_index, structure,
-    slot id, slot path, slot capacity, dropped slot ids)` or `("error", batch_index,
-    sample index or None, (module, qualname) of the exception class, type name, traceback text)`.
+    `seed` is the worker's own seed (`worker_seed`), set once at start (a persistent worker
+    keeps it across epochs, as PyTorch's do). Messages from the main process: `("fetch",
+    batch_index, request, loader seed, epoch, run)` (the request: see `Fetcher`; each sample's
+    seed derives from the loader's seed and the epoch), `("free", [slot ids])`, or `None`
+    (exit). Replies: `("batch", batch_index, structure, slot id, slot path, slot capacity,
+    dropped slot ids)`, `("end", batch_index)` (an iterable dataset's stream is exhausted) or
+    `("error", batch_index, sample index or None, (module, qualname) of the exception class,
+    type name, traceback text)`.
     """
     global _worker_info
     # Ctrl-C in a terminal reaches the whole process group; the main process decides.
@@ -173,7 +230,7 @@ def worker_loop(
     _worker_info = WorkerInfo(id=worker_id, num_workers=num_workers, seed=seed, dataset=dataset, epoch=epoch)
     seed_everything(seed)
     writer = SlotWriter(slot_prefix, keep_slots)
-    as_arrays = collate_fn is default_collate  # collate straight into shared memory
+    fetcher = Fetcher(dataset, batch_size, drop_last, worker_id, auto_collation)
     try:
         if worker_init_fn is not None:
             try:
@@ -195,20 +252,38 @@ def worker_loop(
             if message[0] == "free":
                 writer.release(message[1])
                 continue
-            _, batch_index, indices = message
-            try:
-                samples = load_samples(dataset, indices, loader_seed, epoch)
-                arena = writer.arena()
-                batch = collate_arrays(samples, arena.allocate) if as_arrays else collate_fn(samples)
-                del samples
-                reply = ("batch", batch_index, *writer.pack(batch, arena, as_tensors=as_arrays))
-                del batch, arena
-            except Exception as error:
-                reply = _error_reply(batch_index, error)
+            _, batch_index, request, loader_seed, epoch, run = message
+            if epoch != _worker_info.epoch:  # a persistent worker in a new epoch
+                _worker_info = dataclasses.replace(_worker_info, epoch=epoch)
+            reply = _fetch_reply(fetcher, writer, collate_fn, batch_index, request, loader_seed, epoch, run)
             if not _send(conn, reply):
                 return
     finally:
         writer.close()
+
+
+def _fetch_reply(fetcher, writer, collate_fn, batch_index, request, loader_seed, epoch, run) -> tuple:
+    """The reply to one fetch: the batch packed into shared memory, the end of a stream, or an error."""
+    # what default_collate and default_convert return arrives as Tensors; default_collate
+    # stacks straight into shared memory
+    as_arrays = collate_fn is default_collate or collate_fn is default_convert
+    try:
+        samples = fetcher.samples(request, loader_seed, epoch, run)
+        arena = writer.arena()
+        if collate_fn is default_collate:
+            batch = collate_arrays(samples, arena.allocate)
+        elif collate_fn is default_convert:
+            batch = convert_arrays(samples)
+        else:
+            batch = collate_fn(samples)
+        del samples
+        reply = ("batch", batch_index, *writer.pack(batch, arena, as_tensors=as_arrays))
+        del batch, arena
+    except EndOfStream:
+        return ("end", batch_index)
+    except Exception as error:
+        return _error_reply(batch_index, error)
+    return reply
 
 
 def _send(conn, message) -> bool:
