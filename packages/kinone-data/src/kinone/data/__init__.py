@@ -12,8 +12,16 @@ ChestX-ray14 dataset (`NIHChestXray`, `make_sample`); import them by name.
 """
 
 from .__about__ import __version__
-from .collate import default_collate
-from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
+from .collate import default_collate, default_convert
+from .dataset import (
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 from .loader import DataLoader
 from .sampler import (
     BatchSampler,
@@ -27,9 +35,11 @@ from .worker import WorkerInfo, get_worker_info
 
 __all__ = [
     "BatchSampler",
+    "ChainDataset",
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "IterableDataset",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
@@ -40,6 +50,7 @@ __all__ = [
     "WorkerInfo",
     "__version__",
     "default_collate",
+    "default_convert",
     "get_worker_info",
     "random_split",
 ]
