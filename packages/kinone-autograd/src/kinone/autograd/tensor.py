@@ -54,6 +54,19 @@ def _dims(dim):
     return dim if dim is None or isinstance(dim, int) else tuple(dim)
 
 
+class Size(tuple):
+    """A tensor's shape, as PyTorch's `torch.Size`: a tuple of ints with `numel()`."""
+
+    def numel(self) -> int:
+        count = 1
+        for size in self:
+            count *= size
+        return count
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
+
+
 class Tensor(InPlaceMethods):
     """An n-dimensional array that records the operations applied to it for backward.
 
@@ -88,13 +101,21 @@ class Tensor(InPlaceMethods):
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
-        """Number of elements (NumPy's `size`; PyTorch's `numel()`)."""
-        return self.data.size
+    def size(self, dim=None):
+        """The shape as a `Size` (a tuple), or the length of one dim (as PyTorch's `size()`;
+        NumPy's element count is `numel()`)."""
+        shape = self.data.shape
+        if dim is None:
+            return Size(shape)
+        if not -len(shape) <= dim < len(shape):
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of {len(shape)} dims (shape {shape})")
+        return shape[dim]
 
     def numel(self) -> int:
+        """Number of elements."""
         return self.data.size
+
+    nelement = numel
 
     def dim(self) -> int:
         return self.data.ndim
@@ -252,6 +273,19 @@ class Tensor(InPlaceMethods):
     def long(self) -> "Tensor":
         return self.to(np.int64)
 
+    def int(self) -> "Tensor":
+        """int32, as PyTorch's `int()`."""
+        return self.to(np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(np.bool_)
+
+    def half(self) -> "Tensor":
+        return self.to(np.float16)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
     # ------------------------------------------------------------------ arithmetic
     def _operand(self, other) -> "Tensor":
         """Turn the other side of a binary op into a Tensor; Python scalars take our dtype."""
@@ -311,6 +345,31 @@ class Tensor(InPlaceMethods):
     def matmul(self, other):
         return matmul(self, self._operand(other))
 
+    def add(self, other, *, alpha=1):
+        """self + alpha * other (torch.add)."""
+        return Add.apply(self, self._operand(other if alpha == 1 else other * alpha))
+
+    def sub(self, other, *, alpha=1):
+        """self - alpha * other (torch.sub)."""
+        return Sub.apply(self, self._operand(other if alpha == 1 else other * alpha))
+
+    def mul(self, other):
+        return Mul.apply(self, self._operand(other))
+
+    def div(self, other):
+        """True division (torch.div without a rounding mode)."""
+        return Div.apply(self, self._operand(other))
+
+    def neg(self):
+        return Neg.apply(self)
+
+    def pow(self, exponent):
+        return Pow.apply(self, self._operand(exponent))
+
+    def square(self):
+        """x ** 2 (the same Function and gradient 2 g x)."""
+        return Pow.apply(self, self._operand(2))
+
     # Comparisons are not differentiable: they return boolean tensors outside the graph.
     def _compare(self, other, ufunc) -> "Tensor":
         if isinstance(other, Tensor):
@@ -340,6 +399,13 @@ class Tensor(InPlaceMethods):
     def __ne__(self, other):
         return self._compare(other, np.not_equal)
 
+    # The method forms of the comparisons (torch's names).
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def equal(self, other: "Tensor") -> bool:
+        """True when `other` has this shape and the same elements (torch.equal)."""
+        return self.shape == other.shape and bool((self._compare(other, np.equal)).data.all())
+
     # ------------------------------------------------------------------ elementwise
     def exp(self):
         return Exp.apply(self)
@@ -362,6 +428,8 @@ class Tensor(InPlaceMethods):
     def abs(self):
         return Abs.apply(self)
 
+    __abs__ = abs
+
     def clip(self, min=None, max=None):
         """Clamp into [min, max]; the gradient passes where min <= x <= max (as torch.clamp)."""
         if min is None and max is None:
@@ -383,14 +451,6 @@ class Tensor(InPlaceMethods):
     def amin(self, dim=None, keepdim: bool = False):
         return Amin.apply(self, dim=_dims(dim), keepdim=keepdim)
 
-    def max(self):
-        """Largest element (the gradient is shared evenly between tied maxima)."""
-        return Amax.apply(self, dim=None, keepdim=False)
-
-    def min(self):
-        """Smallest element (the gradient is shared evenly between tied minima)."""
-        return Amin.apply(self, dim=None, keepdim=False)
-
     def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
         """Variance; `correction=1` (or `unbiased=True`, the default) divides by N - 1."""
         if correction is None:
@@ -398,6 +458,11 @@ class Tensor(InPlaceMethods):
         elif unbiased is not None:
             raise ValueError("var: give either unbiased or correction, not both")
         return Var.apply(self, dim=_dims(dim), keepdim=keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        """Standard deviation: sqrt(var(...)), with var's arguments (the gradient is var's
+        through sqrt's: g (x - mean) / (std (N - correction)), as PyTorch's)."""
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def logsumexp(self, dim, keepdim: bool = False):
         return LogSumExp.apply(self, dim=_dims(dim), keepdim=keepdim)
@@ -414,6 +479,22 @@ class Tensor(InPlaceMethods):
         return Reshape.apply(self, shape=tuple(shape))
 
     view = reshape
+
+    def view_as(self, other: "Tensor"):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def expand_as(self, other: "Tensor"):
+        return self.expand(other.shape)
+
+    def clone(self):
+        """A copy with its own memory, in the graph (dL/dx = g)."""
+        return Clone.apply(self)
+
+    def contiguous(self):
+        """Itself when its array is C-contiguous, else a contiguous copy (as PyTorch)."""
+        return self if self.data.flags.c_contiguous else Clone.apply(self)
 
     def permute(self, *dims):
         dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
@@ -489,9 +570,25 @@ def _normalize_index_part(part):
 from . import engine as _engine  # noqa: E402
 from .ops.arithmetic import Add, Div, Mul, Neg, Pow, Sub  # noqa: E402
 from .ops.device import ToDevice  # noqa: E402
-from .ops.elementwise import Abs, Cast, Clip, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh  # noqa: E402
+from .ops.elementwise import Abs, Cast, Clip, Clone, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh  # noqa: E402
 from .ops.indexing import GetItem  # noqa: E402
 from .ops.matmul import matmul  # noqa: E402
 from .ops.reduction import Amax, Amin, LogSumExp, Mean, Sum, Var  # noqa: E402
 from .ops.shape import Expand, Permute, Reshape  # noqa: E402
 from .ops.softmax import LogSoftmax, Softmax  # noqa: E402
+from .ops import gather_scatter, reduction, shape, sorting, unary_math  # noqa: E402
+
+
+def _bind(module, *names: str) -> None:
+    """Make each function `module.name(input, ...)` the method `Tensor.name(self, ...)`: one
+    definition serves `x.sin()` and `kinone.autograd.sin(x)`, as in PyTorch."""
+    for name in names:
+        setattr(Tensor, name, getattr(module, name))
+
+
+_bind(sorting, "argmax", "argmin", "max", "min", "sort", "argsort", "topk")
+_bind(gather_scatter, "gather", "scatter", "masked_fill")
+_bind(unary_math, "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "reciprocal", "rsqrt",
+      "sign", "floor", "ceil", "round", "trunc")
+_bind(reduction, "prod", "cumsum", "norm")
+_bind(shape, "flip", "roll", "repeat", "split", "chunk")

@@ -151,3 +151,15 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+
+class Clone(Function):
+    """y = a copy of x (its own memory);  dL/dx = g."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad

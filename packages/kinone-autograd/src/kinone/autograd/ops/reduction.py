@@ -172,3 +172,132 @@ class LogSumExp(Function):
         if not ctx.keepdim and ctx.axes is not None:
             grad = np.expand_dims(grad, ctx.axes)
         return grad * softmax
+
+
+def _exclusive_products(x, axis: int):
+    """For each element, the product of the others along `axis` (no division, so zeros are
+    exact): the running product before it times the running product after it."""
+    moved = np.moveaxis(x, axis, -1)
+    ones = np.ones_like(moved[..., :1])
+    before = np.cumprod(np.concatenate([ones, moved[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(np.cumprod(np.concatenate([ones, np.flip(moved, -1)[..., :-1]], axis=-1), axis=-1), -1)
+    return np.moveaxis(before * after, -1, axis)
+
+
+class Prod(Function):
+    """y = Π_dim x (over all elements when dim is None);  dL/dx = g * Π of the other elements
+    (computed from running products, not y / x, so a zero in x is exact, as PyTorch's)."""
+
+    @staticmethod
+    def forward(ctx, x, *, dim=None, keepdim=False):
+        axes = normalize_dims("prod", dim, x.ndim)
+        if axes is not None and len(axes) != 1:
+            raise ValueError(f"prod: dim must be one int or None (as in PyTorch), got {dim}")
+        ctx.axes, ctx.keepdim, ctx.shape = axes, keepdim, x.shape
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        out = np.prod(x, axis=axes, keepdims=keepdim)
+        return out.astype(np.int64) if x.dtype.kind in "biu" else out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        if ctx.axes is None:
+            others = _exclusive_products(x.reshape(-1), 0).reshape(x.shape)
+        else:
+            others = _exclusive_products(x, ctx.axes[0])
+        return expand_reduced(grad, ctx.shape, ctx.axes, ctx.keepdim) * others
+
+
+class Cumsum(Function):
+    """y = the running sum along `dim`: y_i = Σ_{j <= i} x_j;  dL/dx_j = Σ_{i >= j} g_i (the
+    running sum of g taken from the end)."""
+
+    @staticmethod
+    def forward(ctx, x, *, dim):
+        (axis,) = normalize_dims("cumsum", dim, x.ndim) or (0,)
+        ctx.axis = axis
+        if x.ndim == 0:
+            return x.astype(np.int64) if x.dtype.kind in "biu" else x.copy()
+        out = np.cumsum(x, axis=axis)
+        return out.astype(np.int64, copy=False) if x.dtype.kind in "biu" else out
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.ndim == 0:
+            return grad
+        return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis)
+
+
+class Norm(Function):
+    """y = (Σ_dim |x|^p)^(1/p) (p = 2 unless given; max|x| for p = inf, min|x| for -inf,
+    the count of non-zeros for p = 0);
+    dL/dx = g * sign(x) * |x|^(p-1) / y^(p-1)  (g x / y for p = 2, g sign(x) for p = 1; 0 where
+    y = 0, as PyTorch); for p = ±inf the gradient g sign(x) is shared among the tied extrema."""
+
+    @staticmethod
+    def forward(ctx, x, *, p=2.0, dim=None, keepdim=False):
+        require_floating("norm", x)
+        axes = normalize_dims("norm", dim, x.ndim)
+        ctx.axes, ctx.keepdim, ctx.p, ctx.shape = axes, keepdim, p, x.shape
+        magnitude = np.abs(x)
+        if p == np.inf or p == -np.inf:
+            reduce = np.amax if p > 0 else np.amin
+            out = reduce(magnitude, axis=axes, keepdims=True)
+            mask = magnitude == out
+            ctx.save_for_backward(x, mask / mask.sum(axis=axes, keepdims=True, dtype=x.dtype))
+        elif p == 0:
+            out = np.sum(magnitude != 0, axis=axes, keepdims=True).astype(x.dtype)
+        elif p == 2:
+            out = np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
+            ctx.save_for_backward(x, out)
+        else:
+            out = np.sum(magnitude**p, axis=axes, keepdims=True) ** (1 / p)
+            ctx.save_for_backward(x, out)
+        if not keepdim:
+            out = out.reshape(()) if axes is None else np.squeeze(out, axis=axes)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.keepdim and ctx.axes is not None:
+            grad = np.expand_dims(grad, ctx.axes)
+        p = ctx.p
+        if p == 0:
+            return np.broadcast_to(grad * 0, ctx.shape)
+        x, saved = ctx.saved
+        if p == np.inf or p == -np.inf:
+            return grad * np.sign(x) * saved
+        if p == 1:
+            return grad * np.sign(x)
+        out = saved
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == 2:
+                scaled = x / out
+            else:
+                scaled = np.sign(x) * np.abs(x) ** (p - 1) / out ** (p - 1)
+        return grad * np.where(out == 0, 0, scaled)
+
+
+# The functional forms (torch.prod, torch.cumsum, torch.norm); Tensor binds them as methods.
+def _cast_first(input, dtype):
+    return input if dtype is None else input.to(dtype)
+
+
+def prod(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Product of the elements along `dim` (one int) or of all of them (see `Prod`)."""
+    return Prod.apply(_cast_first(input, dtype), dim=dim, keepdim=keepdim)
+
+
+def cumsum(input, dim: int, *, dtype=None):
+    """Running sum along `dim` (see `Cumsum`); integers sum in int64, as in PyTorch."""
+    return Cumsum.apply(_cast_first(input, dtype), dim=dim)
+
+
+def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None):
+    """The vector p-norm over `dim` (all elements when None); p = "fro" is 2 (see `Norm`)."""
+    if p == "fro":
+        p = 2.0
+    elif isinstance(p, str):
+        raise ValueError(f"norm: p={p!r} is not supported (Kinone has the vector norms: a number, inf, -inf or 'fro')")
+    return Norm.apply(_cast_first(input, dtype), p=float(p), dim=dim, keepdim=keepdim)

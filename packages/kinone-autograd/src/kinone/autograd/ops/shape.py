@@ -58,3 +58,118 @@ class Expand(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+
+class Flip(Function):
+    """y = x reversed along each dim in `dims` (a copy, as torch.flip);  dL/dx = g reversed
+    along the same dims."""
+
+    @staticmethod
+    def forward(ctx, x, *, dims):
+        ctx.dims = dims
+        return np.flip(x, dims).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.flip(grad, ctx.dims)
+
+
+class Roll(Function):
+    """y = x shifted cyclically by `shifts` along `dims` (the flattened x when dims is None;
+    torch.roll);  dL/dx = g shifted back by -shifts."""
+
+    @staticmethod
+    def forward(ctx, x, *, shifts, dims=None):
+        ctx.shifts, ctx.dims = shifts, dims
+        return np.roll(x, shifts, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        back = tuple(-s for s in ctx.shifts) if isinstance(ctx.shifts, tuple) else -ctx.shifts
+        return np.roll(grad, back, axis=ctx.dims)
+
+
+class Repeat(Function):
+    """y = x tiled `repeats` times along each dim (torch's Tensor.repeat; leading dims are
+    added when repeats is longer than x's shape);  dL/dx = g summed over the copies: g
+    reshaped to (r₀, s₀, r₁, s₁, ...) and summed over every rᵢ."""
+
+    @staticmethod
+    def forward(ctx, x, *, repeats):
+        if len(repeats) < x.ndim:
+            raise ValueError(f"repeat: {len(repeats)} repeats given for a tensor of {x.ndim} dims (shape {x.shape}); "
+                             "give at least one per dim")
+        padded = (1,) * (len(repeats) - x.ndim) + x.shape
+        ctx.input_shape, ctx.padded, ctx.repeats = x.shape, padded, repeats
+        return np.tile(x.reshape(padded), repeats)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pairs = [size for pair in zip(ctx.repeats, ctx.padded) for size in pair]
+        summed = grad.reshape(pairs).sum(axis=tuple(range(0, len(pairs), 2)))
+        return summed.reshape(ctx.input_shape)
+
+
+def _dim_list(dims, ndim: int, op: str) -> tuple:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    for d in dims:
+        if not -ndim <= d < ndim:
+            raise IndexError(f"{op}: dim {d} is out of range for a tensor of {ndim} dims")
+    return tuple(d % ndim for d in dims)
+
+
+# The functional forms (torch.flip, torch.roll, ...); Tensor binds them as methods.
+def flip(input, dims):
+    """`input` reversed along `dims` (see `Flip`)."""
+    return Flip.apply(input, dims=_dim_list(dims, input.ndim, "flip"))
+
+
+def roll(input, shifts, dims=None):
+    """`input` shifted cyclically (see `Roll`); without dims, over the flattened tensor."""
+    if dims is None:
+        if not isinstance(shifts, int):
+            raise ValueError(f"roll: without dims, shifts must be one int; got {shifts}")
+        return Roll.apply(input, shifts=shifts, dims=None)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = _dim_list(dims, input.ndim, "roll")
+    if len(shifts) != len(dims):
+        raise ValueError(f"roll: {len(shifts)} shifts but {len(dims)} dims; give one shift per dim")
+    return Roll.apply(input, shifts=shifts, dims=dims)
+
+
+def repeat(input, *repeats):
+    """`input` tiled `repeats` times per dim (Tensor.repeat; see `Repeat`)."""
+    repeats = repeats[0] if len(repeats) == 1 and not isinstance(repeats[0], int) else repeats
+    return Repeat.apply(input, repeats=tuple(int(r) for r in repeats))
+
+
+def _slice_along(input, axis: int, start: int, stop: int):
+    return input[(slice(None),) * axis + (slice(start, stop),)]
+
+
+def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Views of `tensor` along `dim`: pieces of `split_size_or_sections` (an int; the last may be
+    smaller) or of the listed sizes, which must add up to the dim (torch.split)."""
+    (axis,) = _dim_list(dim, tensor.ndim, "split")
+    length = tensor.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, length - start) for start in range(0, length, step)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != length:
+            raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, not to dim {dim} of size {length}")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return tuple(_slice_along(tensor, axis, start, start + size) for start, size in zip(starts, sizes))
+
+
+def chunk(input, chunks: int, dim: int = 0) -> tuple:
+    """`chunks` pieces of ceil(size / chunks) along `dim` (fewer when the size runs out, as
+    torch.chunk)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    (axis,) = _dim_list(dim, input.ndim, "chunk")
+    length = input.shape[axis]
+    return split(input, max(-(-length // chunks), 1), dim)
