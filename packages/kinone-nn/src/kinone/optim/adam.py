@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -49,13 +48,7 @@ class Adam(Optimizer):
         self._check_real(options, "lr", 0.0)
         self._check_real(options, "eps", 0.0)
         self._check_real(options, "weight_decay", 0.0)
-        betas = options["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise self._invalid("betas", betas, "a pair (beta1, beta2)")
-        for i, beta in enumerate(betas):
-            valid = isinstance(beta, numbers.Real) and not isinstance(beta, bool) and 0.0 <= beta < 1.0
-            if not valid:
-                raise self._invalid(f"betas[{i}]", beta, "a number in [0.0, 1.0)")
+        self._check_betas(options)
 
     def _update_group(self, group: dict) -> None:
         # float(): NumPy scalars would promote float32 arithmetic to float64.

@@ -129,6 +129,16 @@ class Optimizer:
         if low is not None and value < low:
             raise self._invalid(option, value, expected)
 
+    def _check_betas(self, options: dict) -> None:
+        """`options["betas"]` is a pair of numbers in [0, 1)."""
+        betas = options["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise self._invalid("betas", betas, "a pair (beta1, beta2)")
+        for i, beta in enumerate(betas):
+            valid = isinstance(beta, numbers.Real) and not isinstance(beta, bool) and 0.0 <= beta < 1.0
+            if not valid:
+                raise self._invalid(f"betas[{i}]", beta, "a number in [0.0, 1.0)")
+
     # ------------------------------------------------------------------ stepping
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient: to None (default), or fill the arrays with 0."""
