@@ -19,4 +19,12 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """In training, zeroes each channel of each sample (all its positions) with probability p and
+    scales the rest by 1/(1-p); identity in eval. Input (N, C, H, W)."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)

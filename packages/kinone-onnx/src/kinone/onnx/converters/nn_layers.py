@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from kinone.nn.functional.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
+from kinone.nn.functional.dropout import ChannelDropout
 from kinone.nn.functional.embedding import Embedding
 from kinone.nn.functional.normalization import GroupNorm, LayerNorm
 
 from ..graph import Call, GraphBuilder
-from ..registry import converter
+from ..registry import converter, training_only
 
 
 def _affine(g: GraphBuilder, call: Call, shape: tuple) -> tuple[str, str]:
@@ -125,3 +126,6 @@ def mish(g: GraphBuilder, call: Call):
         g.node("Mish", [x], call.output)
         return
     g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])], call.output)
+
+
+training_only(ChannelDropout, "dropout2d is the identity in eval mode; a model that still calls it is in training mode")
