@@ -15,15 +15,23 @@ from .embedding import embedding
 from .normalization import group_norm, instance_norm, layer_norm
 from .attention import multi_head_attention_forward, scaled_dot_product_attention
 from .activation import elu, hardsigmoid, hardswish, leaky_relu, mish, relu6, softplus
+from .dropout import dropout2d
+from .conv import conv1d, conv_transpose2d
+from .padding import pad
+from .pixel_shuffle import pixel_shuffle
+from .upsample import interpolate
 
 __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool2d",
     "batch_norm",
     "binary_cross_entropy_with_logits",
+    "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "cross_entropy",
     "dropout",
+    "dropout2d",
     "elu",
     "embedding",
     "erf",
@@ -32,6 +40,7 @@ __all__ = [
     "hardsigmoid",
     "hardswish",
     "instance_norm",
+    "interpolate",
     "layer_norm",
     "leaky_relu",
     "linear",
@@ -41,6 +50,8 @@ __all__ = [
     "mse_loss",
     "multi_head_attention_forward",
     "nll_loss",
+    "pad",
+    "pixel_shuffle",
     "relu",
     "relu6",
     "scaled_dot_product_attention",
