@@ -32,6 +32,10 @@ from .layers.transformer import (
     TransformerEncoderLayer,
 )
 from .layers.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
+from .layers.dropout import Dropout2d
+from .layers.conv import Conv1d, ConvTranspose2d
+from .layers.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
+from .layers.upsample import PixelShuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -39,9 +43,13 @@ __all__ = [
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
+    "ConstantPad2d",
+    "Conv1d",
     "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
+    "Dropout2d",
     "ELU",
     "Embedding",
     "Flatten",
@@ -71,13 +79,16 @@ __all__ = [
     "MultiheadAttention",
     "NLLLoss",
     "Parameter",
+    "PixelShuffle",
     "RNN",
     "RNNBase",
     "RNNCell",
     "RNNCellBase",
     "ReLU",
     "ReLU6",
+    "ReflectionPad2d",
     "RemovableHandle",
+    "ReplicationPad2d",
     "Sequential",
     "SiLU",
     "Sigmoid",
@@ -89,6 +100,10 @@ __all__ = [
     "TransformerDecoderLayer",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
+    "ZeroPad2d",
     "__version__",
     "functional",
     "graph",
