@@ -41,26 +41,39 @@ def _chunks(x: Tensor, count: int) -> list[Tensor]:
     return [x[..., k * size : (k + 1) * size] for k in range(count)]
 
 
-def rnn_step(x_proj: Tensor, h: Tensor, weight_hh, bias_hh, nonlinearity: str) -> Tensor:
-    """h' = act(x_proj + W_hh h + b_hh), with x_proj = W_ih x + b_ih already computed."""
-    pre = x_proj + F.linear(h, weight_hh, bias_hh)
+def _hidden_projection(h: Tensor | None, weight_hh, bias_hh):
+    """W_hh h + b_hh; for the zero initial state (h None) just b_hh, or None without a bias."""
+    return bias_hh if h is None else F.linear(h, weight_hh, bias_hh)
+
+
+def _plus(a: Tensor, b: Tensor | None) -> Tensor:
+    return a if b is None else a + b
+
+
+def rnn_step(x_proj: Tensor, h: Tensor | None, weight_hh, bias_hh, nonlinearity: str) -> Tensor:
+    """h' = act(x_proj + W_hh h + b_hh), with x_proj = W_ih x + b_ih already computed; h None is
+    the zero state (no tensor made for it, so the graph holds for any batch size)."""
+    pre = _plus(x_proj, _hidden_projection(h, weight_hh, bias_hh))
     return pre.tanh() if nonlinearity == "tanh" else pre.relu()
 
 
-def lstm_step(x_proj: Tensor, h: Tensor, c: Tensor, weight_hh, bias_hh) -> tuple[Tensor, Tensor]:
-    """(h', c') of one LSTM step (gates i, f, g, o); x_proj = W_ih x + b_ih already computed."""
-    i, f, g, o = _chunks(x_proj + F.linear(h, weight_hh, bias_hh), 4)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+def lstm_step(x_proj: Tensor, h: Tensor | None, c: Tensor | None, weight_hh, bias_hh) -> tuple[Tensor, Tensor]:
+    """(h', c') of one LSTM step (gates i, f, g, o); x_proj = W_ih x + b_ih already computed;
+    h and c None are the zero state."""
+    i, f, g, o = _chunks(_plus(x_proj, _hidden_projection(h, weight_hh, bias_hh)), 4)
+    c = i.sigmoid() * g.tanh() if c is None else f.sigmoid() * c + i.sigmoid() * g.tanh()
     return o.sigmoid() * c.tanh(), c
 
 
-def gru_step(x_proj: Tensor, h: Tensor, weight_hh, bias_hh) -> Tensor:
-    """h' of one GRU step (gates r, z, n); x_proj = W_ih x + b_ih already computed."""
+def gru_step(x_proj: Tensor, h: Tensor | None, weight_hh, bias_hh) -> Tensor:
+    """h' of one GRU step (gates r, z, n); x_proj = W_ih x + b_ih already computed; h None is the
+    zero state."""
     x_r, x_z, x_n = _chunks(x_proj, 3)
-    h_r, h_z, h_n = _chunks(F.linear(h, weight_hh, bias_hh), 3)
-    r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
-    n = (x_n + r * h_n).tanh()
-    return n + z * (h - n)
+    hidden = _hidden_projection(h, weight_hh, bias_hh)
+    h_r, h_z, h_n = [None] * 3 if hidden is None else _chunks(hidden, 3)
+    r, z = _plus(x_r, h_r).sigmoid(), _plus(x_z, h_z).sigmoid()
+    n = (x_n if h_n is None else x_n + r * h_n).tanh()
+    return n - z * n if h is None else n + z * (h - n)
 
 
 def _check_size(name: str, value, positive: bool = True) -> None:
@@ -172,10 +185,17 @@ class RNNBase(Module):
         return (output, finals) if self.mode == "LSTM" else (output, finals[0])
 
     def _initial_states(self, x: Tensor, hx, batched: bool) -> list[Tensor]:
-        """[h0] (or [h0, c0] for LSTM), each of shape (D·num_layers, N, size), zeros when hx is None."""
+        """[h0] (or [h0, c0] for LSTM), each of shape (D·num_layers, N, size).
+
+        Without hx the state is zero, and over two or more steps it is None: the first step then
+        skips W_hh·0, so the graph holds no zeros made from N and exports with a dynamic batch.
+        Over one step it is real zeros, so that W_hh still gets its (zero) gradient, as PyTorch.
+        """
         name, batch = type(self).__name__, x.shape[1]
         out_size = self.proj_size or self.hidden_size
         sizes = [out_size, self.hidden_size] if self.mode == "LSTM" else [out_size]
+        if hx is None and x.shape[0] > 1:
+            return [None] * len(sizes)
         if hx is None:
             return [zeros(self.num_layers * self.num_directions, batch, s, dtype=x.dtype, device=x.device) for s in sizes]
         given = list(hx) if self.mode == "LSTM" else [hx]
@@ -197,7 +217,8 @@ class RNNBase(Module):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 weights = [getattr(self, name) for name in self._all_weights[index]]
-                out, last = self._run_direction(x, [s[index] for s in states], weights, reverse=direction == 1)
+                start = [None if s is None else s[index] for s in states]
+                out, last = self._run_direction(x, start, weights, reverse=direction == 1)
                 outputs.append(out)
                 for collected, state in zip(finals, last):
                     collected.append(state)
