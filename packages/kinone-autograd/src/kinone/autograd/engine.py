@@ -148,28 +148,6 @@ def add_post_accumulate_hook(tensor: Tensor, hook) -> _HookHandle:
     return _HookHandle(tensor, hook)
 
 
-def _hooked_leaf_uses(pending: dict) -> dict:
-    """For every leaf with hooks in this graph: how many of its nodes' edges lead to it."""
-    uses: dict = {}
-    for node in pending:
-        for parent in node.edges:
-            if isinstance(parent, Tensor) and getattr(parent, "_post_accumulate_hooks", None):
-                uses[parent] = uses.get(parent, 0) + 1
-    return uses
-
-
-def _finish_hooked_leaf(leaf: Tensor, leaf_grads: dict, exclusive: set, reached: set) -> None:
-    """The last node that uses `leaf` has run: add its gradient of the pass into `.grad` and
-    call its hooks (only if some gradient reached it in this pass)."""
-    if leaf in leaf_grads:
-        with _accumulate_lock:
-            _accumulate_leaf(leaf, leaf_grads.pop(leaf), leaf in exclusive)
-    elif leaf not in reached:
-        return
-    for hook in list(leaf._post_accumulate_hooks or ()):
-        hook(leaf)
-
-
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf), weighted by `grad`, into every leaf's `.grad`."""
     if not root.requires_grad:
@@ -202,79 +180,128 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
         return
 
     pending = topological_order(root.grad_fn)
-    hooked = _hooked_leaf_uses(pending) if _hooked_leaves else None
-    reached: set = set()  # hooked leaves that received a gradient while it had a .grad already
-    buffers = {root.grad_fn: grad}
-    owned: set = set()  # nodes whose buffer array was allocated here and may be added to in place
-    # ids of every array this pass has stored (in a buffer or a leaf's .grad). A leaf may keep
-    # a gradient without copying it only if the array owns its memory and was never stored
-    # before: skipping that copy saves a full pass over every weight gradient (measured 4% of
-    # an MLP step). A reused id only costs a copy, never correctness.
-    stored = {id(grad)}
-    # A leaf without a .grad sums its gradients of this pass here, and receives them once at
-    # the end: one lock per leaf and pass, not per edge (the lock per edge cost 4% of the
-    # per-op benchmark, where two leaves feed 667 of 1,000 nodes). A leaf that has a .grad
-    # already is added to at once, so accumulating over steps holds no second copy.
-    leaf_grads: dict = {}
-    exclusive_leaves: set = set()  # leaves whose gradient in leaf_grads no one else holds
+    hooked = _HookedLeaves(pending) if _hooked_leaves else None
+    grads_in = _GradientBuffers(root.grad_fn, grad, retain_graph)
     ready = [root.grad_fn]
     while ready:
         node = ready.pop()
-        edges = node.edges
-        node_grad = buffers.pop(node, None)
-        if node_grad is None:
-            # No gradient reached this node (every consumer returned None for it): it still
-            # counts as done for its parents, which may receive gradients by other paths.
-            grads = (None,) * len(edges)
-        else:
-            owned.discard(node)
-            versions = node.saved_versions
-            if versions is not None:  # were the arrays it saved changed in place since?
-                for position, counter, version in versions:
-                    if counter.value != version:
-                        raise modified_error(node, position, version, counter.value)
-            grads = node.backward(node, node_grad)
-            if type(grads) is not tuple:
-                grads = (grads,)
-            if len(grads) != len(edges):
-                raise RuntimeError(
-                    f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(edges)} inputs"
-                )
-        for parent, g, shape, dtype in zip(edges, grads, node.input_shapes, node.input_dtypes):
+        grads = _run_node(node, grads_in.pop(node))  # steps 2 and 4: every consumer is done
+        for parent, g, shape, dtype in zip(node.edges, grads, node.input_shapes, node.input_dtypes):
             if parent is None:
                 continue
-            is_node = isinstance(parent, Function)
-            if g is not None:
+            if g is not None:  # step 3: to the input's shape and dtype, then on
                 if g.shape != shape:
                     g = unbroadcast(g, shape, type(node).__name__)
                 if g.dtype != dtype:
                     g = g.astype(dtype)
-                if not is_node:
-                    _collect_leaf_grad(parent, g, leaf_grads, exclusive_leaves, stored, retain_graph)
-                    if hooked and parent in hooked:
-                        reached.add(parent)
-                elif parent not in buffers:
-                    buffers[parent] = g
-                    stored.add(id(g))
-                elif parent in owned:
-                    buffers[parent] += g
-                else:
-                    buffers[parent] = buffers[parent] + g
-                    stored.add(id(buffers[parent]))
-                    owned.add(parent)
-            if is_node:
+                grads_in.add(parent, g)
+            if isinstance(parent, Function):
                 pending[parent] -= 1
                 if pending[parent] == 0:
                     ready.append(parent)
-            elif hooked and parent in hooked:
-                hooked[parent] -= 1
-                if hooked[parent] == 0:
-                    _finish_hooked_leaf(parent, leaf_grads, exclusive_leaves, reached)
-        if not retain_graph:
+            elif hooked is not None:
+                hooked.used(parent, g is not None, grads_in)
+        if not retain_graph:  # step 5
             node.saved_arrays = None
             node.edges = None
-    if leaf_grads:
-        _accumulate_leaves(leaf_grads, exclusive_leaves)
+    grads_in.accumulate_leaves()
+
+
+def _run_node(node: Function, node_grad):
+    """The node's input gradients: its backward on `node_grad` after the saved-array version
+    check, or a None per input when no gradient reached it (every consumer returned None for
+    it: it still counts as done for its parents, which may receive gradients by other paths)."""
+    if node_grad is None:
+        return (None,) * len(node.edges)
+    versions = node.saved_versions
+    if versions is not None:  # were the arrays it saved changed in place since?
+        for position, counter, version in versions:
+            if counter.value != version:
+                raise modified_error(node, position, version, counter.value)
+    grads = node.backward(node, node_grad)
+    if type(grads) is not tuple:
+        grads = (grads,)
+    if len(grads) != len(node.edges):
+        raise RuntimeError(f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(node.edges)} inputs")
+    return grads
+
+
+class _GradientBuffers:
+    """Where the gradients of one backward pass wait: a buffer per node (summed as consumers
+    add to it) and, for a leaf without a `.grad`, a sum received once at the end of the pass.
+
+    It avoids copies where that is safe: a node's buffer is added to in place once it holds
+    an array allocated in this pass (`owned`), and a leaf keeps its first gradient without a
+    copy only if the array owns its memory and was never stored before (`stored`: the ids of
+    every array this pass has stored). That skipped copy is a full pass over every weight
+    gradient (measured 4% of an MLP step); a reused id only costs a copy, never correctness.
+    One lock per leaf and pass, not per edge: the lock per edge cost 4% of the per-op
+    benchmark, where two leaves feed 667 of 1,000 nodes. A leaf that has a `.grad` already
+    is added to at once, so accumulating over steps holds no second copy.
+    """
+
+    __slots__ = ("buffers", "owned", "stored", "leaf_grads", "exclusive", "retain_graph")
+
+    def __init__(self, root: Function, grad, retain_graph: bool):
+        self.buffers = {root: grad}
+        self.owned: set = set()  # nodes whose buffer was allocated here
+        self.stored = {id(grad)}
+        self.leaf_grads: dict = {}
+        self.exclusive: set = set()  # leaves whose gradient in leaf_grads no one else holds
+        self.retain_graph = retain_graph
+
+    def pop(self, node: Function):
+        self.owned.discard(node)
+        return self.buffers.pop(node, None)
+
+    def add(self, parent, g) -> None:
+        if not isinstance(parent, Function):
+            _collect_leaf_grad(parent, g, self.leaf_grads, self.exclusive, self.stored, self.retain_graph)
+            return
+        buffers = self.buffers
+        if parent not in buffers:
+            buffers[parent] = g
+            self.stored.add(id(g))
+        elif parent in self.owned:
+            buffers[parent] += g
+        else:
+            buffers[parent] = total = buffers[parent] + g
+            self.stored.add(id(total))
+            self.owned.add(parent)
+
+    def accumulate_leaf_now(self, leaf: Tensor) -> None:
+        """Give `leaf` its sum of this pass at once (its hooks are about to run)."""
+        if leaf in self.leaf_grads:
+            with _accumulate_lock:
+                _accumulate_leaf(leaf, self.leaf_grads.pop(leaf), leaf in self.exclusive)
+
+    def accumulate_leaves(self) -> None:
+        if self.leaf_grads:
+            _accumulate_leaves(self.leaf_grads, self.exclusive)
+
+
+class _HookedLeaves:
+    """The leaves with post-accumulate hooks in this graph, and how many of its edges lead
+    to each: when the last has been followed, the leaf's gradient of the pass is complete."""
+
+    def __init__(self, pending: dict):
+        self.uses: dict = {}
+        for node in pending:
+            for parent in node.edges:
+                if isinstance(parent, Tensor) and getattr(parent, "_post_accumulate_hooks", None):
+                    self.uses[parent] = self.uses.get(parent, 0) + 1
+        self.reached: set = set()  # those that received some gradient in this pass
+
+    def used(self, leaf: Tensor, got_gradient: bool, grads_in: _GradientBuffers) -> None:
+        if leaf not in self.uses:
+            return
+        if got_gradient:
+            self.reached.add(leaf)
+        self.uses[leaf] -= 1
+        if self.uses[leaf] == 0 and leaf in self.reached:
+            grads_in.accumulate_leaf_now(leaf)
+            for hook in list(leaf._post_accumulate_hooks or ()):
+                hook(leaf)
 
 
 def _collect_leaf_grad(leaf: Tensor, g: np.ndarray, leaf_grads: dict, exclusive: set, stored: set, retain_graph: bool):
