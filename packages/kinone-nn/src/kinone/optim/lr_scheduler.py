@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import types
 from bisect import bisect_right
 from collections import Counter
 
@@ -91,13 +92,16 @@ class LRScheduler:
 
         The optimizer's lrs are not touched: they come back with the optimizer's own
         `load_state_dict` (build the scheduler first, then load both)."""
-        expected, given = set(self.state_dict()), set(state_dict)
-        if expected != given:
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: missing keys {sorted(expected - given)}, "
-                f"unexpected keys {sorted(given - expected)} (was it saved by another scheduler?)"
-            )
+        _check_keys(self, expected=set(self.state_dict()), given=set(state_dict))
         self.__dict__.update(copy.deepcopy(state_dict))
+
+
+def _check_keys(scheduler, expected: set, given: set) -> None:
+    if expected != given:
+        raise ValueError(
+            f"{type(scheduler).__name__}.load_state_dict: missing keys {sorted(expected - given)}, "
+            f"unexpected keys {sorted(given - expected)} (was it saved by another scheduler?)"
+        )
 
 
 def _check_positive_int(owner: str, name: str, value) -> None:
@@ -444,3 +448,246 @@ class SequentialLR(LRScheduler):
         for scheduler, scheduler_state in zip(self._schedulers, inner):
             scheduler.load_state_dict(scheduler_state)
         self.__dict__.update(copy.deepcopy(outer))
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by `gamma` every epoch.
+
+    lr_t = base_lr · gamma^t
+    """
+
+    def __init__(self, optimizer: Optimizer, gamma: float):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _closed_form_lr(self) -> list[float]:
+        return [base_lr * self.gamma**self.last_epoch for base_lr in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """Set each group's lr to its base lr times a function of the epoch.
+
+        lr_t = base_lr · lr_lambda(t)
+
+    `lr_lambda`: one function for every group, or a list with one per group. As in PyTorch,
+    `state_dict()` does not save plain functions (lambdas, `def`s): their entries in
+    `"lr_lambdas"` are None, so a resumed run must build the scheduler with the same
+    functions. A callable object's attributes (its `__dict__`) are saved and restored.
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda):
+        groups = optimizer.param_groups if isinstance(optimizer, Optimizer) else []
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(groups):
+                raise ValueError(
+                    f"LambdaLR: expected {len(groups)} lr_lambdas (one per parameter group), got {len(lr_lambda)}"
+                )
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * len(groups)
+        for i, fn in enumerate(self.lr_lambdas):
+            if not callable(fn):
+                raise TypeError(f"LambdaLR: lr_lambda[{i}] must be callable, got {type(fn).__name__}")
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
+
+    def state_dict(self) -> dict:
+        state = {key: copy.deepcopy(value) for key, value in vars(self).items() if key not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else copy.deepcopy(fn.__dict__) for fn in self.lr_lambdas
+        ]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        _check_keys(self, expected=set(self.state_dict()), given=set(state_dict))
+        saved_lambdas = state_dict["lr_lambdas"]
+        if not isinstance(saved_lambdas, list) or len(saved_lambdas) != len(self.lr_lambdas):
+            raise ValueError(
+                f"LambdaLR.load_state_dict: expected a list of {len(self.lr_lambdas)} entries in 'lr_lambdas'"
+            )
+        self.__dict__.update(copy.deepcopy({key: value for key, value in state_dict.items() if key != "lr_lambdas"}))
+        for fn, saved in zip(self.lr_lambdas, saved_lambdas):
+            if saved is not None:
+                fn.__dict__.update(copy.deepcopy(saved))
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by `factor` when a metric has stopped improving for `patience` epochs.
+
+    Call `step(metric)` once per epoch with the validation metric. The metric improves on
+    `best` when, for mode "min" (the "max" mode mirrors it)::
+
+        metric < best·(1 - threshold)     threshold_mode "rel"
+        metric < best - threshold         threshold_mode "abs"
+
+    After more than `patience` epochs without improvement each group's lr becomes
+    max(lr·factor, min_lr) (a change smaller than `eps` is skipped), then `cooldown` epochs
+    pass in which bad epochs are not counted. As in PyTorch it sets no `initial_lr` and has no
+    `base_lrs`; `get_last_lr()` gives the groups' lrs after the last step.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr=0,
+        eps: float = 1e-8,
+    ):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ReduceLROnPlateau: expected an Optimizer, got {type(optimizer).__name__}")
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        groups = optimizer.param_groups
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(groups):
+                raise ValueError(
+                    f"ReduceLROnPlateau: expected {len(groups)} min_lrs (one per parameter group), got {len(min_lr)}"
+                )
+            self.default_min_lr = None
+            self.min_lrs = list(min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(groups)
+        self.optimizer = optimizer
+        self.factor = factor
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = self._current_lrs()
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the best metric and the bad-epoch and cooldown counters."""
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def step(self, metrics) -> None:
+        """Record one epoch's metric (a number or a one-element Tensor); reduce the lr on a plateau."""
+        current = float(metrics)
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._current_lrs()
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise ValueError(
+                    f"ReduceLROnPlateau: the optimizer has {len(groups)} parameter groups but min_lrs has "
+                    f"{len(self.min_lrs)} (a group was added); set min_lrs to one value per group"
+                )
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            old_lr = float(group["lr"])
+            new_lr = max(old_lr * self.factor, min_lr)
+            if old_lr - new_lr > self.eps:
+                group["lr"] = new_lr
+
+    def _is_better(self, current: float, best: float) -> bool:
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return current < best * (1.0 - self.threshold)
+        if self.mode == "min":
+            return current < best - self.threshold
+        if self.threshold_mode == "rel":
+            return current > best * (self.threshold + 1.0)
+        return current > best + self.threshold
+
+    def get_lr(self) -> list[float]:
+        raise NotImplementedError("ReduceLROnPlateau: the lr depends on the metrics; call step(metric)")
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing from base_lr to `eta_min` over T_i epochs, then restart at base_lr
+    (SGDR, Loshchilov & Hutter 2017); the first period is `T_0`, each next one `T_mult` times
+    longer.
+
+        lr = eta_min + (base_lr - eta_min) · (1 + cos(π·T_cur / T_i)) / 2
+
+    T_cur counts the epochs since the last restart. `step()` advances one epoch; `step(epoch)`
+    jumps to `epoch`, which may be fractional (`step(epoch + i / iters_per_epoch)` after each
+    batch), as PyTorch's.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0):
+        if isinstance(T_0, bool) or not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive integer, got {T_0!r}")
+        if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got {T_mult!r}")
+        if isinstance(eta_min, bool) or not isinstance(eta_min, (float, int)):
+            raise ValueError(f"CosineAnnealingWarmRestarts: eta_min must be a number, got {eta_min!r}")
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = -1
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        cosine = 1 + math.cos(math.pi * self.T_cur / self.T_i)
+        return [self.eta_min + (base_lr - self.eta_min) * cosine / 2 for base_lr in self.base_lrs]
+
+    def step(self, epoch=None) -> None:
+        """Advance one epoch, or jump to `epoch` (a non-negative number, fractional allowed)."""
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"CosineAnnealingWarmRestarts: epoch must be non-negative, got {epoch!r}")
+            self.T_cur, self.T_i = self._position(epoch)
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+    def _position(self, epoch: float) -> tuple[float, int]:
+        """(T_cur, T_i) at `epoch`: the periods T_0, T_0·T_mult, ... end at T_0·(T_mult^n - 1)/(T_mult - 1)."""
+        if epoch < self.T_0:
+            return epoch, self.T_0
+        if self.T_mult == 1:
+            return epoch % self.T_0, self.T_0
+        n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+        return epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1), self.T_0 * self.T_mult**n
