@@ -11,6 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from kinone.dashboard import listing, logs
 from kinone.dashboard import runs as R
 
 from dashboard_rundirs import train_line, write_metrics, write_run_json
@@ -105,7 +106,7 @@ def test_run_json_and_metrics_that_are_links_are_not_read(tmp_path):
 
 
 def test_an_oversized_run_json_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "MAX_RUN_JSON_BYTES", 1000)
+    monkeypatch.setattr(listing, "MAX_RUN_JSON_BYTES", 1000)
     write_run_json(tmp_path / "r", "finished", notes="x" * 2000)
     info, error = R.read_run_info(tmp_path / "r")
     assert info == {} and "larger than" in error
@@ -174,7 +175,7 @@ def test_a_huge_half_written_line_is_not_reread_on_refresh(tmp_path):
 
 
 def test_a_line_just_over_the_cap_inside_one_block_is_corrupt(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "MAX_LINE_BYTES", 200)
+    monkeypatch.setattr(logs, "MAX_LINE_BYTES", 200)
     run = tmp_path / "r"
     run.mkdir()
     long_record = json.dumps({"step": 2, "split": "train", "loss": 1.0, "pad": "x" * 300}) + "\n"

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from kinone.dashboard import logs
 from kinone.dashboard import runs as R
 from kinone.dashboard.cli import build_parser, main as cli_main, streamlit_command
 from kinone.train.run_log import RunWriter, read_metrics
@@ -132,7 +133,7 @@ def test_runlog_reads_incrementally_and_waits_for_a_half_written_line(tmp_path):
 
 
 def test_runlog_skips_and_counts_corrupt_lines_in_every_batch(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "PARSE_BATCH", 4)  # several batches, some holding corrupt lines
+    monkeypatch.setattr(logs, "PARSE_BATCH", 4)  # several batches, some holding corrupt lines
     run = tmp_path / "r"
     lines = [train_line(s) for s in range(1, 21)]
     lines[3] = '{"step": 4, "split": "tr\n'

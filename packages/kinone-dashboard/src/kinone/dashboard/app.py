@@ -4,8 +4,10 @@
 
 Views (sidebar): Runs (every run with its status, start time, model, parameter count, best
 metric), Run (one run, refreshed live: loss, validation AUROC, learning rate, throughput, the
-per-finding AUROC table and chart, gradient health, config, downloads) and Compare (several runs
-overlaid). The live part is a fragment rerun every few seconds; each run's log is held by one
+per-finding AUROC table and chart, gradient health, config, downloads), Graph (the run's model
+as kinone-train drew it, one node per block; for a chosen node its Function's docstring, the
+forward and gradient math, or its parameters' gradient norms over the run) and Compare
+(several runs overlaid). The live part is a fragment rerun every few seconds; each run's log is held by one
 `RunLog` per server (st.cache_resource), which reads only the bytes appended since the last
 tick. Nothing here writes into a run directory.
 
@@ -36,7 +38,7 @@ import streamlit as st
 
 from kinone.dashboard import runs as R
 
-VIEWS = ("Runs", "Run", "Compare")
+VIEWS = ("Runs", "Run", "Graph", "Compare")
 # Vega-Lite draws a chart as SVG (inspectable, crisp) while it holds at most 2,000 data points,
 # as canvas above: one series gets at most 1,500 points, several share that.
 POINTS = 1500
@@ -320,6 +322,54 @@ def gradient_section(log: R.RunLog, run_name: str) -> None:
                      hide_index=True, width="stretch", height=240)
 
 
+def graph_view(summary: R.RunSummary) -> None:
+    """The run's model graph (Streamlit's own Graphviz renderer: no system binary) and one node's
+    details. Streamlit's graph is not clickable: the node is chosen in a list."""
+    st.header(escape_markdown(summary.name) + ": model graph")
+    graph, error = R.read_graph(summary.path)
+    if error:
+        st.error("The model's graph was not read:")
+        st.code(error, language=None, wrap_lines=True)
+        return
+    if graph is None:
+        st.info(f"No {R.GRAPH_FILE} in this run: kinone-train writes it when a run starts "
+                "(this run is older, or another program wrote it).")
+        return
+    st.caption(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges; data flows top to bottom. "
+               "A box is a module call (its parameters folded in), a rounded box a Function, an ellipse a "
+               "parameter (blue) or an input, buffer or constant (grey).")
+    if len(graph.nodes) <= R.MAX_DRAWN_NODES:
+        st.graphviz_chart(graph.to_dot())  # written again from the parsed file: only labels and Kinone's attributes
+    else:
+        st.warning(f"{len(graph.nodes):,} nodes: too many to draw; choose one below.")
+    nodes = {R.node_label(n): n for n in graph.nodes}
+    chosen = st.selectbox("Node", list(nodes), key=f"graph-node-{summary.name}")
+    if chosen is not None:
+        node_details(nodes[chosen], load(summary.path), summary.name)
+
+
+def node_details(node, log: R.RunLog, run_name: str) -> None:
+    """A node's label, its Function's docstring, and its parameters' gradient-norm history."""
+    st.text(node.label())
+    if node.kind == "function":
+        doc = R.function_doc(node.function)
+        st.caption(f"Function {escape_markdown(node.function)}")
+        if doc:
+            st.code(doc, language=None, wrap_lines=True)
+        else:
+            st.info("This installation has no such Function (the run was made with other code).")
+    parameters = R.node_parameters(node)
+    if not parameters:
+        return
+    history = R.parameter_history(R.grad_norm_frame(log.frame("grad_norm")), parameters)
+    history = history[history["grad norm"] > 0]
+    if history.empty:
+        no_data("No gradient norms logged for " + escape_markdown(", ".join(parameters)) + " yet.")
+        return
+    chart(history, "grad norm", "gradient norm of " + ("this parameter" if len(parameters) == 1 else "its parameters"),
+          color="parameter", log_y=True, points=len(history) < 30 * len(parameters), height=300)
+
+
 def files_section(summary: R.RunSummary) -> None:
     st.subheader("Files")
     files = R.run_files(summary.path)
@@ -402,10 +452,10 @@ def main() -> None:
             st.rerun()  # a run appeared or vanished: rebuild the sidebar
         if view == "Runs":
             runs_view(current)
-        elif view == "Run":
+        elif view in ("Run", "Graph"):
             match = [s for s in current if s.name == run_name]
             if match:
-                run_view(match[0])
+                (run_view if view == "Run" else graph_view)(match[0])
             else:
                 st.info("No run to show yet.")
         else:
