@@ -3,15 +3,19 @@
 A scheduler writes `group["lr"]` of its optimizer's groups. Build it after the optimizer;
 it records each group's starting lr as `group["initial_lr"]` (kept if already there) and
 sets the lr for step 0 at once. Call `scheduler.step()` after `optimizer.step()`, once per
-epoch or per batch as the schedule was designed.
+epoch or per batch as the schedule was designed (`ReduceLROnPlateau.step(metric)` once per
+validation; `CosineAnnealingWarmRestarts.step(epoch)` may take a fractional epoch).
 
-Like PyTorch's, StepLR, MultiStepLR, LinearLR and CosineAnnealingLR are *chainable*: each
+Like PyTorch's, StepLR, MultiStepLR, LinearLR, ExponentialLR and CosineAnnealingLR are *chainable*: each
 step multiplies the group's current lr by the ratio of consecutive schedule values, so two
 schedulers on one optimizer compose and a manual change of `group["lr"]` carries forward.
 The docstrings give the closed forms these recursions follow; the recursions themselves are
 PyTorch's, so the values agree to the last bit, not merely to rounding.
 
-`state_dict()` holds only Python numbers, bools, strings, lists and dicts (JSON-ready).
+`state_dict()` holds only Python numbers, bools, strings, lists and dicts (JSON-ready; a
+LambdaLR's functions are not saved, as in PyTorch). Not taken from PyTorch: the `last_epoch`
+constructor argument (resume with `load_state_dict`) and the deprecated `step(epoch)` (but
+CosineAnnealingWarmRestarts' own `step(epoch)` is there).
 """
 
 from __future__ import annotations
@@ -499,7 +503,9 @@ class LambdaLR(LRScheduler):
         return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
 
     def state_dict(self) -> dict:
-        state = {key: copy.deepcopy(value) for key, value in vars(self).items() if key not in ("optimizer", "lr_lambdas")}
+        state = {
+            key: copy.deepcopy(value) for key, value in vars(self).items() if key not in ("optimizer", "lr_lambdas")
+        }
         state["lr_lambdas"] = [
             None if isinstance(fn, types.FunctionType) else copy.deepcopy(fn.__dict__) for fn in self.lr_lambdas
         ]
