@@ -7,9 +7,8 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from kinone.data import transforms as T
+from PIL import Image
 
 
 def gradient(width=40, height=30, mode="L"):
@@ -35,7 +34,7 @@ def test_resize_matches_torchvision_sizes_and_pil_pixels(size, image_size, expec
 def test_center_crop_offsets_and_padding():
     image = gradient(41, 30)
     out = T.CenterCrop((10, 20))(image)
-    top, left = int(round((30 - 10) / 2)), int(round((41 - 20) / 2))
+    top, left = round((30 - 10) / 2), round((41 - 20) / 2)
     assert np.array_equal(np.asarray(out), np.asarray(image)[top : top + 10, left : left + 20])
     padded = np.asarray(T.CenterCrop(50)(image))
     assert padded.shape == (50, 50)
@@ -89,7 +88,7 @@ def test_normalize():
         T.Normalize([0.1, 0.2, 0.3], [1, 1, 1])(x)
     with pytest.raises(ValueError, match="zeros"):
         T.Normalize([0.5], [0.0])
-    with pytest.raises(TypeError, match="apply ToArray first"):
+    with pytest.raises(TypeError, match="apply ToTensor or ToArray first"):
         T.Normalize([0.5], [0.5])(np.zeros((4, 4), np.uint8))
 
 
@@ -138,3 +137,50 @@ def test_random_transforms_are_reproducible_with_python_random():
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[0], a[1])
     assert all(x.shape == (1, 16, 16) for x in a)
+
+
+# ------------------------------------------------------------------ torchvision's other names
+def test_random_crop_visits_every_position_evenly_and_follows_the_seed():
+    image = np.arange(6 * 7, dtype=np.uint8).reshape(6, 7)
+    crop = T.RandomCrop((4, 4))
+    random.seed(0)
+    corners = [int(crop(image)[0, 0]) for _ in range(4000)]
+    counts = np.bincount(corners, minlength=image.size)[np.unique(corners)]
+    assert len(counts) == 3 * 4  # every (top, left) of the 3 x 4 possible
+    assert counts.min() > 0.8 * 4000 / 12 and counts.max() < 1.2 * 4000 / 12
+    random.seed(5)
+    first = [crop(image)[0, 0] for _ in range(5)]
+    random.seed(5)
+    assert [crop(image)[0, 0] for _ in range(5)] == first
+    padded = T.RandomCrop(10, padding=2, pad_if_needed=True)(image)
+    assert padded.shape == (10, 10) and padded.dtype == np.uint8
+
+
+def test_color_jitter_draws_within_its_ranges_in_a_random_order():
+    jitter = T.ColorJitter(brightness=0.5, contrast=(0.8, 1.2), saturation=0, hue=0.1)
+    assert jitter.saturation is None  # 0: left out, as torchvision
+    random.seed(1)
+    draws = [jitter.get_params() for _ in range(500)]
+    assert all(sorted(order) == [0, 1, 2, 3] for order, *_ in draws)
+    assert len({tuple(order) for order, *_ in draws}) == 24
+    b, c, s, h = (np.array([d[i] for d in draws], dtype=float) for i in range(1, 5))
+    assert 0.5 <= b.min() < 0.55 and 1.45 < b.max() <= 1.5 and abs(b.mean() - 1) < 0.05
+    assert 0.8 <= c.min() and c.max() <= 1.2 and np.isnan(s).all() and -0.1 <= h.min() and h.max() <= 0.1
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    random.seed(2)
+    out = jitter(rgb)
+    random.seed(2)
+    assert out.shape == rgb.shape and np.array_equal(jitter(rgb), out)
+
+
+def test_to_tensor_lambda_and_tensors_in_image_transforms():
+    from kinone.autograd import Tensor
+
+    x = T.ToTensor()(np.full((2, 3, 3), 255, np.uint8))
+    assert isinstance(x, Tensor) and x.shape == (3, 2, 3) and x.dtype == np.float32 and float(x.numpy().max()) == 1.0
+    assert isinstance(T.Normalize([0.5] * 3, [0.5] * 3)(x), Tensor)
+    assert T.Lambda(lambda img: img * 2)(3) == 6
+    with pytest.raises(TypeError, match="put RandomCrop before ToTensor"):
+        T.RandomCrop(2)(x)
+    with pytest.raises(ValueError, match="padding"):
+        T.Pad((1, 2, 3))
