@@ -169,7 +169,7 @@ MASKS = {
     "no_mask": {},
     "causal_bool": {"attn_mask": np.triu(np.ones((5, 5), bool), 1)},
     "causal_float": {"attn_mask": np.triu(np.full((5, 5), -np.inf), 1)},
-    "float_per_head": {"attn_mask": np.random.default_rng(5).standard_normal((3 * 2, 5, 5))},
+    "float_per_head": None,  # drawn for the module's number of heads
     "key_padding": {"key_padding_mask": np.array([[0, 0, 0, 1, 1], [0] * 5, [0, 0, 0, 0, 1]], bool)},
     "both_bool": {
         "attn_mask": np.triu(np.ones((5, 5), bool), 1),
@@ -199,10 +199,10 @@ def _mha_call(options, masks, to_mask):
 @pytest.mark.parametrize("name", list(MHA))
 def test_multihead_attention_matches_torch(name, mask, dtype):
     make, kind, options = MHA[name]
-    masks = MASKS[mask]
-    if "attn_mask" in masks and masks["attn_mask"].ndim == 3 and MHA[name][0](torch.nn).num_heads != 2:
-        pytest.skip("a per-head mask is made for 2 heads")
     ours, theirs = loaded_pair(make, dtype)
+    masks = MASKS[mask]
+    if mask == "float_per_head":  # (N·num_heads, L, S)
+        masks = {"attn_mask": np.random.default_rng(5).standard_normal((3 * theirs.num_heads, 5, 5))}
     our_inputs, their_inputs = leaves(_mha_arrays(kind, theirs, np.random.default_rng(6)), dtype)
     with np.errstate(invalid="ignore"):
         to_ours = lambda m: m.astype(dtype) if m.dtype != bool else m  # noqa: E731
