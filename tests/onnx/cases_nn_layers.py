@@ -7,6 +7,7 @@ from kinone.autograd import Tensor
 from kinone.autograd.ops.elementwise import Cast
 from kinone.nn import functional as F
 from kinone.nn.functional.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
+from kinone.nn.functional.distance import CosineSimilarity
 from kinone.nn.functional.embedding import Embedding
 from kinone.nn.functional.normalization import GroupNorm, LayerNorm
 
@@ -27,6 +28,7 @@ def instance_norm_tracked():
     return layer.eval()
 
 
+COLUMN = Tensor(_rng.standard_normal((3, 1)).astype(np.float32))
 EMBEDDING = randomized(nn.Embedding(10, 4, padding_idx=0))
 
 
@@ -54,6 +56,8 @@ CASES.update({
     Hardsigmoid: [(lambda x: F.hardsigmoid(x * 4), (2, 3))],
     Hardswish: [(lambda x: F.hardswish(x * 4), (2, 3))],
     Mish: [(nn.Mish(), (2, 3)), (nn.Mish(), (2, 3), {"opset": 18})],
+    CosineSimilarity: [(lambda x: nn.CosineSimilarity()(x, x * x), (2, 4)),
+                       (lambda x: F.cosine_similarity(x, COLUMN, dim=-2), (2, 3, 4))],
 })
 
 # In eval mode with running statistics, instance norm is batch norm's eval form.

@@ -425,3 +425,216 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     if target.shape != input.shape:
         raise ValueError(f"{op}: target of shape {target.shape} must have the same shape as input {input.shape}")
     return MSE.apply(input, target, reduction=reduction)
+
+
+# ---------------------------------------------------------------------------- elementwise losses
+def legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """PyTorch's deprecated size_average / reduce flags as a reduction (they win when given, as
+    in torch: reduce=False is "none", else size_average=False is "sum", else "mean")."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else ("mean" if size_average else "sum")
+
+
+def _pointwise_target(op: str, input: Tensor, target) -> Tensor:
+    """A floating-point target of input's shape (the elementwise losses do not broadcast it:
+    PyTorch warns that a broadcast target is most likely a mistake; here it is an error)."""
+    target = _as_tensor(target)
+    if target.dtype.kind != "f":
+        raise TypeError(f"{op}: target must be floating-point, got dtype {target.dtype}")
+    if target.shape != input.shape:
+        raise ValueError(f"{op}: target of shape {target.shape} must have the same shape as input {input.shape}")
+    return target
+
+
+_LOG_FLOOR = -100.0  # PyTorch clamps BCE's logs here, so that x = 0 or 1 gives a finite loss
+
+
+class BinaryCrossEntropy(Function):
+    """y = -w · (t · max(log x, -100) + (1 - t) · max(log(1 - x), -100)), then reduced;
+    dL/dx = s · w · (x - t) / max(x · (1 - x), 1e-12),
+    dL/dt = s · w · (max(log(1 - x), -100) - max(log x, -100)),
+    s = g (none, sum) or g / numel (mean). (PyTorch's target gradient leaves the logs
+    unclamped, so it is ±inf where x is 0 or 1; elsewhere the two agree.)"""
+
+    @staticmethod
+    def forward(ctx, x, target, weight=None, *, reduction="mean"):
+        t = target.astype(x.dtype, copy=False)
+        with np.errstate(divide="ignore"):
+            log_x = np.maximum(np.log(x), _LOG_FLOOR)
+            log_1mx = np.maximum(np.log1p(-x), _LOG_FLOOR)
+        loss = -(t * log_x + (1 - t) * log_1mx)
+        if weight is not None:
+            weight = weight.astype(x.dtype, copy=False)
+            loss *= weight
+        ctx.reduction, ctx.count = reduction, x.size
+        keep_logs = ctx.needs_input_grad[1]
+        ctx.save_for_backward(x, t, weight, log_x if keep_logs else None, log_1mx if keep_logs else None)
+        return _reduce(loss, reduction, x.size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t, weight, log_x, log_1mx = ctx.saved
+        scale = _grad_scale(grad, ctx.reduction, ctx.count, x.dtype)
+        if weight is not None:
+            scale = scale * weight
+        dx = dt = None
+        if ctx.needs_input_grad[0]:
+            dx = scale * (x - t) / np.maximum(x * (1 - x), 1e-12)
+        if ctx.needs_input_grad[1]:
+            dt = scale * (log_1mx - log_x)
+        return (dx, dt, *(None,) * (len(ctx.needs_input_grad) - 2))
+
+
+def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy between probabilities input (in [0, 1]) and target, each log
+    clamped at -100 (as torch.nn.functional.binary_cross_entropy). `weight` rescales each
+    element and broadcasts to input's shape. Prefer binary_cross_entropy_with_logits on logits."""
+    op = "binary_cross_entropy"
+    _check_input(op, input)
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    target = _pointwise_target(op, input, target)
+    x = input.data
+    if x.size and bool(((x < 0) | (x > 1)).any()):
+        raise ValueError(f"{op}: every element of input must be a probability in [0, 1] (apply sigmoid first, "
+                         "or use binary_cross_entropy_with_logits on logits)")
+    weight = _constant(op, "weight", weight)
+    if weight is not None:
+        try:
+            broadcast = np.broadcast_shapes(weight.shape, input.shape)
+        except ValueError:
+            broadcast = None
+        if broadcast != input.shape:
+            raise ValueError(f"{op}: weight of shape {weight.shape} does not broadcast to the input's shape {input.shape}")
+    tensors = (input, target) if weight is None else (input, target, weight)
+    return BinaryCrossEntropy.apply(*tensors, reduction=reduction)
+
+
+class L1(Function):
+    """y = |x - t|, then reduced;  dL/dx = s · sign(x - t) (0 where x = t),  dL/dt = -dL/dx,
+    s = g (none, sum) or g / numel (mean)."""
+
+    @staticmethod
+    def forward(ctx, x, target, *, reduction="mean"):
+        diff = x - target.astype(x.dtype, copy=False)
+        ctx.reduction, ctx.count = reduction, x.size
+        ctx.save_for_backward(np.sign(diff))
+        return _reduce(np.abs(diff), reduction, x.size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (sign,) = ctx.saved
+        dx = _grad_scale(grad, ctx.reduction, ctx.count, sign.dtype) * sign
+        return (dx if ctx.needs_input_grad[0] else None, -dx if ctx.needs_input_grad[1] else None)
+
+
+def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Absolute differences |input - target|, reduced (as torch.nn.functional.l1_loss)."""
+    op = "l1_loss"
+    _check_input(op, input)
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    return L1.apply(input, _pointwise_target(op, input, target), reduction=reduction)
+
+
+class SmoothL1(Function):
+    """y = 0.5 · d² / β where |d| < β, else |d| - 0.5 · β, with d = x - t (β = 0: |d|), then reduced;
+    dL/dx = s · (d / β where |d| < β, else sign(d)),  dL/dt = -dL/dx,
+    s = g (none, sum) or g / numel (mean)."""
+
+    @staticmethod
+    def forward(ctx, x, target, *, reduction="mean", beta=1.0):
+        diff = x - target.astype(x.dtype, copy=False)
+        magnitude = np.abs(diff)
+        if beta == 0:
+            loss, slope = magnitude, np.sign(diff)
+        else:
+            quadratic = magnitude < beta
+            loss = np.where(quadratic, (0.5 / beta) * diff * diff, magnitude - 0.5 * beta)
+            slope = np.where(quadratic, diff / beta, np.sign(diff))
+        ctx.reduction, ctx.count = reduction, x.size
+        ctx.save_for_backward(slope)
+        return _reduce(loss, reduction, x.size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (slope,) = ctx.saved
+        dx = _grad_scale(grad, ctx.reduction, ctx.count, slope.dtype) * slope
+        return (dx if ctx.needs_input_grad[0] else None, -dx if ctx.needs_input_grad[1] else None)
+
+
+def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """Squared below beta, absolute above it: 0.5 · d² / beta where |d| < beta, else |d| - beta / 2,
+    d = input - target (as torch.nn.functional.smooth_l1_loss; beta = 0 is l1_loss)."""
+    op = "smooth_l1_loss"
+    _check_input(op, input)
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    if beta < 0:
+        raise ValueError(f"{op}: beta must be >= 0, got {beta}")
+    return SmoothL1.apply(input, _pointwise_target(op, input, target), reduction=reduction, beta=float(beta))
+
+
+class KLDiv(Function):
+    """y = t · (log t - x) (0 where t = 0), or with log_target y = exp(t) · (t - x), then reduced;
+    dL/dx = -s · t (log_target: -s · exp(t)),
+    dL/dt = s · (log t + 1 - x) (log_target: s · exp(t) · (t - x + 1)),
+    s = g (none, sum), g / numel (mean) or g / N (batchmean, N = the size of dim 0).
+    (At t = 0 the target gradient is -inf here and nan in PyTorch.)"""
+
+    @staticmethod
+    def forward(ctx, x, target, *, reduction="mean", log_target=False):
+        t = target.astype(x.dtype, copy=False)
+        if log_target:
+            prob = np.exp(t)
+            loss = prob * (t - x)
+        else:
+            prob = t
+            with np.errstate(divide="ignore", invalid="ignore"):
+                entropy_term = np.where(t > 0, t * np.log(t), 0).astype(x.dtype, copy=False)
+            loss = entropy_term - t * x
+        mode, normaliser = _kl_normaliser(reduction, x)
+        ctx.mode, ctx.normaliser = mode, normaliser
+        ctx.save_for_backward(x, t, prob)
+        return _reduce(loss, mode, normaliser)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t, prob = ctx.saved
+        scale = _grad_scale(grad, ctx.mode, ctx.normaliser, x.dtype)
+        dx = -scale * prob if ctx.needs_input_grad[0] else None
+        dt = None
+        if ctx.needs_input_grad[1]:
+            if ctx.attrs.get("log_target"):
+                dt = scale * prob * (t - x + 1)
+            else:
+                with np.errstate(divide="ignore"):
+                    dt = scale * (np.log(t) + 1 - x)
+        return dx, dt
+
+
+def _kl_normaliser(reduction: str, x) -> tuple[str, int | None]:
+    """(the reduction _reduce runs, its divisor): batchmean is a mean over dim 0's size."""
+    if reduction == "batchmean":
+        return ("mean", x.shape[0]) if x.ndim else ("sum", None)
+    return reduction, x.size if reduction == "mean" else None
+
+
+def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence KL(target || exp(input)) pointwise, input holding
+    log-probabilities and target probabilities (log-probabilities with log_target), reduced
+    (as torch.nn.functional.kl_div). reduction="batchmean" divides the sum by the batch size
+    and gives the true KL divergence; "mean" divides by the number of elements, as PyTorch."""
+    op = "kl_div"
+    _check_input(op, input)
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of 'none', 'mean', 'batchmean' or 'sum', got {reduction!r}")
+    target = _pointwise_target(op, input, target)
+    return KLDiv.apply(input, target, reduction=reduction, log_target=bool(log_target))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kinone.autograd import Tensor
 
 from .. import functional as F
+from ..functional.loss import legacy_reduction
 from ..module import Module
 
 
@@ -57,3 +58,54 @@ class MSELoss(Module):
 
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class _PointwiseLoss(Module):
+    """Shared by the elementwise losses: PyTorch's deprecated size_average / reduce flags,
+    when given, set the reduction (as in torch)."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = legacy_reduction(size_average, reduce, reduction)
+
+
+class BCELoss(_PointwiseLoss):
+    """Binary cross-entropy of probabilities (after a sigmoid) against targets, each log clamped
+    at -100; `weight` rescales each element."""
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", None if weight is None else Tensor(weight))
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class L1Loss(_PointwiseLoss):
+    """Mean absolute error."""
+
+    def forward(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_PointwiseLoss):
+    """Squared error below beta, absolute error above (Huber loss divided by beta)."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class KLDivLoss(_PointwiseLoss):
+    """Kullback-Leibler divergence of log-probabilities input from target (probabilities, or
+    log-probabilities with log_target); reduction="batchmean" gives the true KL divergence."""
+
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):
+        super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

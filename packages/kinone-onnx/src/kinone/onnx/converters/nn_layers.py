@@ -1,15 +1,18 @@
 """kinone.nn's per-sample normalisations and lookups: layer norm (LayerNormalization from
 opset 17, written out before), group and instance norm (InstanceNormalization, over a
 (N, G, -1) view for groups of several channels, as PyTorch exports it), embedding (Gather),
-and the activations beyond ReLU (each its ONNX operator where one exists at the opset)."""
+the activations beyond ReLU (each its ONNX operator where one exists at the opset) and cosine
+similarity (written out); channel dropout and the elementwise losses are training-only."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from kinone.nn.functional.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
+from kinone.nn.functional.distance import CosineSimilarity
 from kinone.nn.functional.dropout import ChannelDropout
 from kinone.nn.functional.embedding import Embedding
+from kinone.nn.functional.loss import L1, BinaryCrossEntropy, KLDiv, SmoothL1
 from kinone.nn.functional.normalization import GroupNorm, LayerNorm
 
 from ..graph import Call, GraphBuilder
@@ -128,4 +131,21 @@ def mish(g: GraphBuilder, call: Call):
     g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])], call.output)
 
 
+# ---------------------------------------------------------------------------- training-only, similarity
 training_only(ChannelDropout, "dropout2d is the identity in eval mode; a model that still calls it is in training mode")
+for _loss in (BinaryCrossEntropy, L1, SmoothL1, KLDiv):
+    training_only(_loss, "a loss is computed in training, not part of the exported model")
+
+
+@converter(CosineSimilarity)
+def cosine_similarity(g: GraphBuilder, call: Call):
+    """ReduceSum(a / max(‖a‖, eps) · b / max(‖b‖, eps)) over dim, the norms
+    Sqrt(ReduceSum(x², dim)) kept along it. dim counts from the end, so that it names the same
+    axis of an input of lower rank (the inputs broadcast)."""
+    dim = int(call.attrs.get("dim", 1)) - (len(call.output_shape) + 1)
+    eps = g.constant(float(call.attrs.get("eps", 1e-8)), call.dtype, "eps")
+    units = []
+    for x in call.inputs:
+        norm = g.node("Sqrt", [g.reduce("ReduceSum", g.node("Mul", [x, x]), [dim], keepdims=True)])
+        units.append(g.node("Div", [x, g.node("Max", [norm, eps])]))
+    g.reduce("ReduceSum", g.node("Mul", units), [dim], keepdims=False, output=call.output)
