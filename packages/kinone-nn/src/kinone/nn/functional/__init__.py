@@ -20,15 +20,19 @@ from .conv import conv1d, conv_transpose2d
 from .padding import pad
 from .pixel_shuffle import pixel_shuffle
 from .upsample import interpolate
+from .distance import cosine_similarity
+from .loss import binary_cross_entropy, kl_div, l1_loss, smooth_l1_loss
 
 __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool2d",
     "batch_norm",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "conv1d",
     "conv2d",
     "conv_transpose2d",
+    "cosine_similarity",
     "cross_entropy",
     "dropout",
     "dropout2d",
@@ -41,6 +45,8 @@ __all__ = [
     "hardswish",
     "instance_norm",
     "interpolate",
+    "kl_div",
+    "l1_loss",
     "layer_norm",
     "leaky_relu",
     "linear",
@@ -57,6 +63,7 @@ __all__ = [
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
+    "smooth_l1_loss",
     "softmax",
     "softplus",
     "tanh",
