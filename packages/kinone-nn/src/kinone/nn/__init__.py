@@ -36,10 +36,13 @@ from .layers.dropout import Dropout2d
 from .layers.conv import Conv1d, ConvTranspose2d
 from .layers.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .layers.upsample import PixelShuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+from .layers.distance import CosineSimilarity
+from .layers.loss import BCELoss, KLDivLoss, L1Loss, SmoothL1Loss
 
 __all__ = [
     "AdaptiveAvgPool2d",
     "AvgPool2d",
+    "BCELoss",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
@@ -47,6 +50,7 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "ConvTranspose2d",
+    "CosineSimilarity",
     "CrossEntropyLoss",
     "Dropout",
     "Dropout2d",
@@ -64,6 +68,8 @@ __all__ = [
     "InstanceNorm1d",
     "InstanceNorm2d",
     "InstanceNorm3d",
+    "KLDivLoss",
+    "L1Loss",
     "LSTM",
     "LSTMCell",
     "LayerNorm",
@@ -92,6 +98,7 @@ __all__ = [
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Tanh",
