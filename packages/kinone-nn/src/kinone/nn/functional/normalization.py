@@ -1,6 +1,7 @@
-"""Batch normalisation over the channel dim (dim 1) of (N, C), (N, C, L) or (N, C, H, W) inputs.
+"""Normalisation: batch norm over the channel dim (dim 1) of (N, C), (N, C, L) or (N, C, H, W)
+inputs; layer, group and instance norm per sample (at the end of this file).
 
-Two Functions, because the two modes differ in what the gradient sees:
+Batch norm is two Functions, because the two modes differ in what the gradient sees:
 
 - `BatchNormTraining`: the statistics come from the batch, so they depend on x, and the
   fused backward carries the terms through the mean and the variance. The running
