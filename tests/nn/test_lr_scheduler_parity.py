@@ -190,5 +190,7 @@ def test_reduce_on_plateau_refuses_what_torch_refuses():
         S.ReduceLROnPlateau(opt, threshold_mode="pct")
     with pytest.raises(ValueError, match=r"ReduceLROnPlateau: expected 1 min_lrs \(one per parameter group\), got 2"):
         S.ReduceLROnPlateau(opt, min_lr=[0.1, 0.2])
+    with pytest.raises(TypeError, match=r"ReduceLROnPlateau.step: expected the epoch's metric, as step\(metric\)"):
+        S.ReduceLROnPlateau(opt).step()
     with pytest.raises(ValueError, match=r"LambdaLR: expected 1 lr_lambdas \(one per parameter group\), got 2"):
         S.LambdaLR(opt, [lambda e: 1.0, lambda e: 1.0])

@@ -10,8 +10,10 @@
     >>> w.data
     array([ 0.8, -1.6])
 
-The update rules, state names (`momentum_buffer`, `exp_avg`, ...) and `state_dict()` layout
-are PyTorch's (`torch.optim`), so the same hyperparameters give the same trajectory.
+Optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam. Their update
+rules, state names (`momentum_buffer`, `exp_avg`, ...) and `state_dict()` layout are PyTorch's
+(`torch.optim`), so the same hyperparameters give the same trajectory. Schedulers are in
+`kinone.optim.lr_scheduler`.
 """
 
 from . import lr_scheduler

@@ -593,8 +593,12 @@ class ReduceLROnPlateau(LRScheduler):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def step(self, metrics) -> None:
+    def step(self, metrics=None) -> None:
         """Record one epoch's metric (a number or a one-element Tensor); reduce the lr on a plateau."""
+        if metrics is None:
+            raise TypeError(
+                "ReduceLROnPlateau.step: expected the epoch's metric, as step(metric) (e.g. the validation loss)"
+            )
         current = float(metrics)
         self.last_epoch += 1
         if self._is_better(current, self.best):
