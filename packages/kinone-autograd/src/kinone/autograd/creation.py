@@ -131,6 +131,94 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     return Tensor(_module(device).arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
 
 
+def empty(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor of `shape` (zeros in Kinone: NumPy's uninitialised memory is not worth the
+    surprise; torch.empty promises nothing about the values)."""
+    return _filled(0, shape, dtype, requires_grad, device)
+
+
+def empty_like(t, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """As `empty`, shaped like `t` (zeros)."""
+    return _like(t, 0, dtype, device, requires_grad)
+
+
+def _floating_like(t: Tensor, dtype, device) -> tuple:
+    """(dtype, device) for a random tensor like `t`: t's own unless given."""
+    return dtype or t.dtype, device if device is not None else t.device
+
+
+def rand_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) shaped like `t`, with its dtype and device unless given."""
+    dtype, device = _floating_like(t, dtype, device)
+    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def randn_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples shaped like `t`, with its dtype and device unless given."""
+    dtype, device = _floating_like(t, dtype, device)
+    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def randint(*args, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Integers drawn uniformly from [low, high): `randint(high, size)` or `randint(low, high,
+    size)` (torch.randint; int64 unless `dtype` is given), from `device`'s generator."""
+    if size is None:
+        if not args:
+            raise TypeError("randint: expected (high, size) or (low, high, size)")
+        *args, size = args
+    if len(args) not in (1, 2):
+        raise TypeError(f"randint: expected (high, size) or (low, high, size), got {len(args)} bounds")
+    low, high = (0, args[0]) if len(args) == 1 else args
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be above low ({low})")
+    size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    data = default_generator(device).integers(low, high, size=size, dtype=np.int64)
+    return Tensor(data.astype(dtype or np.int64, copy=False), requires_grad=requires_grad)
+
+
+def randperm(n: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A random permutation of 0 .. n-1 (int64 unless `dtype` is given; torch.randperm), from
+    `device`'s generator (the order of uniform draws, so every device's generator serves)."""
+    draws = default_generator(device).random(int(n), dtype=np.float64)
+    order = backend.get_array_module(draws).argsort(draws)
+    return Tensor(order.astype(dtype or np.int64, copy=False), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from `start` to `end`, both included (float32 unless
+    `dtype` is given; torch.linspace)."""
+    data = _module(device).linspace(start, end, int(steps), dtype=np.float64)
+    return Tensor(data.astype(dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+
+def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """base ** linspace(start, end, steps) (torch.logspace; float32 unless `dtype` is given)."""
+    data = base ** _module(device).linspace(start, end, int(steps), dtype=np.float64)
+    return Tensor(data.astype(dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+
+def eye(n: int, m=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The n x m identity matrix (m = n unless given; float32 unless `dtype` is given)."""
+    return Tensor(_module(device).eye(int(n), None if m is None else int(m), dtype=dtype or DEFAULT_FLOAT),
+                  requires_grad=requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing `array`'s memory (torch.from_numpy): writes to one show in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` as a tensor, sharing memory where it can (a Tensor or an array of the right
+    dtype on the right device), copying otherwise (torch.as_tensor)."""
+    t = data if isinstance(data, Tensor) else Tensor(data, dtype=dtype)
+    if dtype is not None and t.dtype != np.dtype(dtype):
+        t = t.to(dtype)
+    return t if device is None else t.to(device)
+
+
 def _as_tensor(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x
