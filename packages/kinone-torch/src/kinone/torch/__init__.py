@@ -1,0 +1,63 @@
+"""kinone.torch: PyTorch's names over Kinone, so that a PyTorch script runs by changing its imports.
+
+    import kinone.torch as torch
+    import kinone.torch.nn as nn
+    import kinone.torch.nn.functional as F
+    import kinone.torch.optim as optim
+    from kinone.torch.utils.data import DataLoader
+    from kinone.torchvision import datasets, transforms
+
+Nothing here computes: every name is Kinone's own object (`torch.nn` *is* `kinone.nn`,
+`torch.Tensor` *is* `kinone.autograd.Tensor`), re-exported under the name PyTorch gives it.
+The top level holds everything `kinone.autograd` exports (tensor creation, the math
+functions, dtypes, grad modes, `manual_seed`, `device`), plus `save`/`load` (`.npz`, no
+pickle), `Size`, `is_tensor`, `numel` and the submodules. What does not follow PyTorch is
+listed in this package's README ("What differs"); the main one: `Tensor.data` is the NumPy
+(or CuPy) array itself, not a Tensor.
+"""
+
+from __future__ import annotations
+
+import sys as _sys
+
+import kinone.autograd as _autograd
+from kinone import nn, optim
+from kinone.autograd import *  # noqa: F403 - the torch namespace is kinone.autograd's
+from kinone.autograd import Tensor
+from kinone.nn import functional as _functional
+from kinone.optim import lr_scheduler as _lr_scheduler
+
+from . import accelerator, backends, utils
+from .__about__ import __version__
+from .serialization import load, save
+
+cuda = _autograd.cuda
+autograd = _autograd
+
+# `import kinone.torch.nn.functional as F` and `from kinone.torch.optim.lr_scheduler import
+# StepLR` find these entries: the submodules are Kinone's modules themselves, not copies.
+for _name, _module in {"nn": nn, "nn.functional": _functional, "nn.init": nn.init, "optim": optim,
+                       "optim.lr_scheduler": _lr_scheduler, "cuda": cuda, "autograd": _autograd}.items():
+    _sys.modules.setdefault(f"{__name__}.{_name}", _module)
+
+
+class Size(tuple):
+    """`tensor.shape` as PyTorch names it: a tuple of ints."""
+
+    def numel(self) -> int:
+        total = 1
+        for size in self:
+            total *= size
+        return total
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(tensor: Tensor) -> int:
+    return int(tensor.data.size)
+
+
+__all__ = sorted({*_autograd.__all__, "Size", "accelerator", "autograd", "backends", "cuda", "is_tensor", "load",
+                  "nn", "numel", "optim", "save", "utils", "__version__"})

@@ -1,0 +1,7 @@
+"""`torchvision.transforms`: kinone.data.transforms under torchvision's names."""
+
+from kinone.data.transforms import *  # noqa: F403
+from kinone.data import transforms as _transforms
+
+__all__ = [name for name, obj in vars(_transforms).items()
+           if not name.startswith("_") and getattr(obj, "__module__", None) == _transforms.__name__]
