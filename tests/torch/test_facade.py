@@ -60,3 +60,23 @@ def test_size_is_a_tuple_with_numel():
 def test_all_names_exist(module):
     loaded = importlib.import_module(module)
     assert all(hasattr(loaded, name) for name in loaded.__all__)
+
+
+def test_a_custom_function_pasted_from_pytorch_docs():
+    import kinone.torch as torch
+
+    class Exp(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, i):
+            result = i.exp()
+            ctx.save_for_backward(result)
+            return result
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (result,) = ctx.saved_tensors
+            return grad_output * result
+
+    x = torch.tensor(np.array([0.5, -1.0]), requires_grad=True)
+    Exp.apply(x).sum().backward()
+    np.testing.assert_allclose(x.grad.data, np.exp(x.data))

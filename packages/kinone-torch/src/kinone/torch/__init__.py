@@ -27,17 +27,16 @@ from kinone.autograd import Tensor
 from kinone.nn import functional as _functional
 from kinone.optim import lr_scheduler as _lr_scheduler
 
-from . import accelerator, backends, utils
+from . import accelerator, autograd, backends, utils
 from .__about__ import __version__
 from .serialization import load, save
 
 cuda = _autograd.cuda
-autograd = _autograd
 
 # `import kinone.torch.nn.functional as F` and `from kinone.torch.optim.lr_scheduler import
 # StepLR` find these entries: the submodules are Kinone's modules themselves, not copies.
 for _name, _module in {"nn": nn, "nn.functional": _functional, "nn.init": nn.init, "optim": optim,
-                       "optim.lr_scheduler": _lr_scheduler, "cuda": cuda, "autograd": _autograd}.items():
+                       "optim.lr_scheduler": _lr_scheduler, "cuda": cuda}.items():
     _sys.modules.setdefault(f"{__name__}.{_name}", _module)
 
 
