@@ -2,7 +2,6 @@
 (nearest, linear, bilinear), pixel_shuffle and pad (constant, reflect, replicate, circular)."""
 
 import numpy as np
-
 from kinone.nn import functional as F
 from kinone.nn.functional.conv import Conv2d, ConvTranspose2d
 from kinone.nn.functional.padding import Pad

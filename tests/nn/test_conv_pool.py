@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-
 from kinone.autograd import Tensor, no_grad, trace
 from kinone.nn import functional as F
 from kinone.nn.functional import conv as conv_module

@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kinone import nn  # noqa: E402
-from kinone.autograd import Tensor  # noqa: E402
-from kinone.nn import functional as F  # noqa: E402
+from kinone import nn
+from kinone.autograd import Tensor
+from kinone.nn import functional as F
 
 TF = torch.nn.functional
 RTOL64, ATOL64 = 1e-7, 1e-10

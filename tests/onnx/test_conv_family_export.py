@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from kinone import nn
 from kinone import onnx as kinone_onnx
 from kinone.autograd import Tensor

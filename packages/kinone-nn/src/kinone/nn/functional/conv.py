@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import get_array_module
 
@@ -482,7 +481,7 @@ def conv_transpose2d(
     the stride or the dilation) picks one of the sizes that a strided conv2d maps to H."""
     op = "conv_transpose2d"
     if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int or a pair of ints ('valid' and 'same' are conv2d's), got {padding!r}")
+        raise TypeError(f"{op}: padding must be an int or a pair of ints ('valid' and 'same' are conv2d's), got {padding!r}")
     attrs = _conv_attrs(op, weight, stride, padding, dilation, groups)
     output_padding = pair(output_padding, "output_padding", op)
     for extra, s, d in zip(output_padding, attrs["stride"], attrs["dilation"]):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
 from kinone.autograd.backend import get_array_module
 
 

@@ -9,7 +9,6 @@ result is deterministic on the GPU too.
 from __future__ import annotations
 
 import numpy as np
-
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import get_array_module
 
@@ -110,9 +109,10 @@ def _pad_axis(x, axis, before, after, mode):
         left = x[_along(axis, slice(1, before + 1))][reverse]
         right = x[_along(axis, slice(length - 1 - after, length - 1))][reverse]
     elif mode == "replicate":
-        edge_shape = lambda n: x.shape[:axis] + (n,) + x.shape[axis + 1 :]  # noqa: E731
-        left = np.broadcast_to(x[_along(axis, slice(0, 1))], edge_shape(before))
-        right = np.broadcast_to(x[_along(axis, slice(length - 1, length))], edge_shape(after))
+        before_shape, after_shape = list(x.shape), list(x.shape)
+        before_shape[axis], after_shape[axis] = before, after
+        left = np.broadcast_to(x[_along(axis, slice(0, 1))], before_shape)
+        right = np.broadcast_to(x[_along(axis, slice(length - 1, length))], after_shape)
     else:  # circular
         left, right = x[_along(axis, slice(length - before, length))], x[_along(axis, slice(0, after))]
     return get_array_module(x).concatenate([left, x, right], axis=axis)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import as_array, get_array_module
 

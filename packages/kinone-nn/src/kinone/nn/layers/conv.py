@@ -118,7 +118,7 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", dtype=np.float32):  # fmt: skip
         if isinstance(padding, str):
-            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair of ints, got {padding!r}")
+            raise TypeError(f"ConvTranspose2d: padding must be an int or a pair of ints, got {padding!r}")
         super().__init__("ConvTranspose2d", 2, in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype, transposed=True, output_padding=output_padding)  # fmt: skip
 

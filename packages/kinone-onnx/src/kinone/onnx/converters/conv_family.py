@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import numpy as np
-
 from kinone.nn.functional.conv import ConvTranspose2d
 from kinone.nn.functional.padding import Pad
 from kinone.nn.functional.pixel_shuffle import PixelShuffle
 from kinone.nn.functional.upsample import Interpolate
 
-from ..graph import GraphBuilder, Call
+from ..graph import Call, GraphBuilder
 from ..registry import converter
 
 

@@ -4,13 +4,17 @@ The training-only Functions (losses, batch statistics, dropout) are listed as su
 from __future__ import annotations
 
 import numpy as np
-
 from kinone.nn.functional.conv import Conv2d
 from kinone.nn.functional.dropout import Dropout
 from kinone.nn.functional.linear import Linear
 from kinone.nn.functional.loss import MSE, NLL, BCEWithLogits, CrossEntropy
 from kinone.nn.functional.normalization import BatchNormEval, BatchNormTraining
-from kinone.nn.functional.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, averaging_matrix
+from kinone.nn.functional.pooling import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    MaxPool2d,
+    averaging_matrix,
+)
 
 from ..graph import Call, GraphBuilder
 from ..registry import converter, training_only
