@@ -27,7 +27,7 @@ from kinone.autograd import Tensor
 from kinone.nn import functional as _functional
 from kinone.optim import lr_scheduler as _lr_scheduler
 
-from . import accelerator, autograd, backends, utils
+from . import _parallel, accelerator, autograd, backends, onnx, serialization, utils
 from .__about__ import __version__
 from .serialization import load, save
 
@@ -36,7 +36,8 @@ cuda = _autograd.cuda
 # `import kinone.torch.nn.functional as F` and `from kinone.torch.optim.lr_scheduler import
 # StepLR` find these entries: the submodules are Kinone's modules themselves, not copies.
 for _name, _module in {"nn": nn, "nn.functional": _functional, "nn.init": nn.init, "optim": optim,
-                       "optim.lr_scheduler": _lr_scheduler, "cuda": cuda}.items():
+                       "optim.lr_scheduler": _lr_scheduler, "cuda": cuda,
+                       "nn.parallel": _parallel}.items():
     _sys.modules.setdefault(f"{__name__}.{_name}", _module)
 
 
@@ -59,4 +60,5 @@ def numel(tensor: Tensor) -> int:
 
 
 __all__ = sorted({*_autograd.__all__, "Size", "accelerator", "autograd", "backends", "cuda", "is_tensor", "load",
-                  "nn", "numel", "optim", "save", "utils", "__version__"})
+                  "nn", "numel", "onnx", "optim", "save", "serialization", "utils",
+                  "__version__"})
