@@ -156,3 +156,33 @@ def test_dashboard_in_chromium(server):
             assert snapshot(runs) == before  # the app wrote nothing into the run directory
         finally:
             browser.close()
+
+
+def test_graph_view_in_chromium(server):
+    """The Graph view draws graph.dot with Streamlit's own Graphviz (no system binary): one SVG
+    node per node of the file, Kinone's own attributes notwithstanding."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    import numpy as np
+
+    from kinone import nn
+
+    url, runs = server
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    dot = nn.graph(model, np.zeros((1, 1, 4, 4), np.float32), expand=True)
+    (runs / "live" / "graph.dot").write_text(dot)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url + "/?run=live")
+            expect(page.get_by_role("heading", name="live", exact=True)).to_be_visible()
+            page.get_by_test_id("stSidebar").get_by_text("Graph", exact=True).click()
+            expect(page.get_by_role("heading", name="live: model graph")).to_be_visible()
+            nodes = page.locator("[data-testid='stGraphVizChart'] svg g.node")
+            expect(nodes).to_have_count(dot.count("kinone_kind="))
+            assert "Conv2d" in " ".join(nodes.all_text_contents())
+        finally:
+            browser.close()
