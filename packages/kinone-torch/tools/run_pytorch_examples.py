@@ -123,7 +123,7 @@ EXAMPLES = [
     Example("regression", "regression", []),
     Example("word_language_model (LSTM)", "word_language_model",
             ["--data", "corpus", "--epochs", "1", "--dry-run", "--emsize", "16", "--nhid", "16", "--bptt", "8",
-             "--batch_size", "4", "--save", "model.pt"], _corpus),
+             "--batch_size", "4", "--save", "model.pt", "--use-optimizer", "--lr", "0.001"], _corpus),
     Example("word_language_model (Transformer)", "word_language_model",
             ["--data", "corpus", "--model", "Transformer", "--epochs", "1", "--dry-run", "--emsize", "16",
              "--nhid", "16", "--bptt", "8", "--batch_size", "4", "--save", "model.pt", "--use-optimizer",

@@ -11,6 +11,7 @@ runs code on load; save the module's `state_dict()` instead.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,14 +22,15 @@ from kinone.nn.serialization import load_with_metadata, save as _save_arrays
 
 FORMAT = "kinone-torch-save"
 _SCALARS = (bool, int, float, str, type(None))
+_SAFE_GLOBALS: list = []
 
 
 def save(obj, f) -> None:
     """Write `obj` (module docstring) to the path `f` (a str or Path; PyTorch's buffers and
     file objects are not taken, since the write is atomic by renaming)."""
-    path = _path(f, "save")
     arrays: OrderedDict = OrderedDict()
-    tree = _encode(obj, arrays, "obj")
+    tree = _encode(obj, arrays, "obj")  # first: an object without a pickle-free form is the error to report
+    path = _path(f, "save")
     _save_arrays(arrays, path, metadata={"format": FORMAT, "version": 1, "object": tree})
 
 
@@ -98,3 +100,29 @@ def _decode(value, arrays, where, path):
     if "__dict__" in value:
         return OrderedDict((key, _decode(item, arrays, where, path)) for key, item in value["__dict__"])
     raise ValueError(f"kinone.torch.load: {path}: unreadable metadata entry {sorted(value)}")
+
+
+# PyTorch's allowlist for `torch.load(weights_only=True)` of pickled objects. Kinone's files hold
+# no objects to construct (only arrays and JSON), so the list is kept and read by nothing:
+# a script that allowlists its classes runs, and what it loads is what `load` always returns.
+def add_safe_globals(safe_globals: list) -> None:
+    _SAFE_GLOBALS.extend(safe_globals)
+
+
+def get_safe_globals() -> list:
+    return list(_SAFE_GLOBALS)
+
+
+def clear_safe_globals() -> None:
+    _SAFE_GLOBALS.clear()
+
+
+@contextlib.contextmanager
+def safe_globals(safe_globals: list):
+    """`with torch.serialization.safe_globals([...]):` as PyTorch's (module comment above)."""
+    saved = list(_SAFE_GLOBALS)
+    _SAFE_GLOBALS.extend(safe_globals)
+    try:
+        yield
+    finally:
+        _SAFE_GLOBALS[:] = saved
