@@ -151,7 +151,7 @@ def random_split(dataset, lengths: Sequence[float], generator=None, *, seed: int
         for i, fraction in enumerate(lengths):
             if not 0 <= fraction <= 1:
                 raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1; got {fraction}")
-        counts = [int(math.floor(n * fraction)) for fraction in lengths]
+        counts = [math.floor(n * fraction) for fraction in lengths]
         for i in range(n - sum(counts)):
             counts[i % len(counts)] += 1
         lengths = counts

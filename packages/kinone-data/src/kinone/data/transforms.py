@@ -123,7 +123,7 @@ class CenterCrop:
             padded.paste(image, (left, top))
             image = padded
             width, height = image.size
-        top, left = int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
+        top, left = round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)
         return _restore(image.crop((left, top, left + crop_w, top + crop_h)), kind)
 
     def __repr__(self) -> str:
@@ -153,15 +153,15 @@ class RandomResizedCrop:
         for _ in range(10):
             target_area = area * random.uniform(scale[0], scale[1])
             aspect_ratio = math.exp(random.uniform(*log_ratio))
-            w = int(round(math.sqrt(target_area * aspect_ratio)))
-            h = int(round(math.sqrt(target_area / aspect_ratio)))
+            w = round(math.sqrt(target_area * aspect_ratio))
+            h = round(math.sqrt(target_area / aspect_ratio))
             if 0 < w <= width and 0 < h <= height:
                 return random.randint(0, height - h), random.randint(0, width - w), h, w
         in_ratio = width / height
         if in_ratio < min(ratio):
-            w, h = width, int(round(width / min(ratio)))
+            w, h = width, round(width / min(ratio))
         elif in_ratio > max(ratio):
-            h, w = height, int(round(height * max(ratio)))
+            h, w = height, round(height * max(ratio))
         else:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w

@@ -256,7 +256,7 @@ class NIHChestXray(Dataset):
             )
             rows = rows[~in_test]
         unique = np.unique(patients[rows])
-        n_val = int(round(val_fraction * len(unique)))
+        n_val = round(val_fraction * len(unique))
         if val_fraction > 0 and n_val == 0 and len(unique) > 1:
             n_val = 1
         val_patients = np.random.default_rng(seed).permutation(unique)[:n_val]

@@ -239,7 +239,7 @@ def _window(size: int, cx, cy, rx, ry) -> tuple[slice, slice]:
     """The pixel rows and columns where a shape of radii (rx, ry) about (cx, cy) can be non-zero."""
 
     def span(c, r):
-        return slice(max(0, int((c - 1.6 * r) * size)), min(size, int(math.ceil((c + 1.6 * r) * size)) + 1))
+        return slice(max(0, int((c - 1.6 * r) * size)), min(size, math.ceil((c + 1.6 * r) * size) + 1))
 
     return span(cy, ry), span(cx, rx)
 
