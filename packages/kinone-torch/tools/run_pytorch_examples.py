@@ -118,7 +118,7 @@ def _corpus(workdir: Path) -> None:
 EXAMPLES = [
     Example("mnist", "mnist", ["--dry-run", "--epochs", "1", "--no-accel"], _mnist_data),
     Example("vae", "vae", ["--epochs", "1", "--no-accel", "--batch-size", "128"], _mnist_data),
-    Example("dcgan", "dcgan", ["--dataset", "fake", "--dry-run", "--batchSize", "8", "--workers", "0",
+    Example("dcgan", "dcgan", ["--dataset", "fake", "--dry-run", "--batchSize", "8",
                                "--nz", "16", "--ngf", "8", "--ndf", "8", "--manualSeed", "1", "--outf", "out"]),
     Example("regression", "regression", []),
     Example("word_language_model (LSTM)", "word_language_model",
