@@ -24,6 +24,7 @@ import numbers
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
 from kinone.autograd import Tensor
 
 Allocate = Callable[[tuple, np.dtype], np.ndarray]

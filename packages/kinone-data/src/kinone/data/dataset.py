@@ -23,6 +23,7 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
+
 from kinone.autograd import Tensor
 
 from .sampler import draw_seed

@@ -33,8 +33,33 @@ import random
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from kinone.autograd import Tensor
 from PIL import Image, ImageEnhance
+
+from kinone.autograd import Tensor
+
+__all__ = [
+    "CenterCrop",
+    "ColorJitter",
+    "Compose",
+    "Grayscale",
+    "InterpolationMode",
+    "Lambda",
+    "Normalize",
+    "Pad",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomResizedCrop",
+    "RandomRotation",
+    "RandomVerticalFlip",
+    "Resize",
+    "ToArray",
+    "ToTensor",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
+    "to_chw",
+]
 
 
 class InterpolationMode(enum.Enum):

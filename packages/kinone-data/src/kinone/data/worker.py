@@ -31,6 +31,7 @@ import traceback
 from dataclasses import dataclass
 
 import numpy as np
+
 from kinone.autograd import default_generator, manual_seed
 
 from .collate import collate_arrays, convert_arrays, default_collate, default_convert
