@@ -339,7 +339,9 @@ def language_model_classes(api):
         def init_hidden(self, bsz):
             weight = next(self.parameters())
             # example: weight.new_zeros(self.nlayers, bsz, self.nhid)
-            zeros = lambda: torch.zeros(self.nlayers, bsz, self.nhid, dtype=weight.dtype)  # noqa: E731
+            def zeros():
+                return torch.zeros(self.nlayers, bsz, self.nhid, dtype=weight.dtype)
+
             return (zeros(), zeros()) if self.rnn_type == "LSTM" else zeros()
 
     class PositionalEncoding(nn.Module):

@@ -168,7 +168,7 @@ def _clip(kinone):
 def test_word_language_model_matches_pytorch(kinone, torch_api, model_type, use_optimizer):
     ids = corpus_ids()
     lr = 0.001 if use_optimizer else 1.0
-    options = dict(model_type=model_type, lr=lr, clip=_clip(kinone), use_optimizer=use_optimizer)
+    options = {"model_type": model_type, "lr": lr, "clip": _clip(kinone), "use_optimizer": use_optimizer}
     theirs, state = programs.word_language_model(torch_api, ids, **options)
     ours, _ = programs.word_language_model(kinone, ids, state=state, **options)
     assert_losses_close(ours, theirs, rtol=1e-5)  # seen: 1.4e-7 relative
@@ -180,5 +180,5 @@ def test_word_language_model_matches_pytorch(kinone, torch_api, model_type, use_
                     reason="set KINONE_PYTORCH_EXAMPLES to a checkout of pytorch/examples to run its programs")
 def test_the_pytorch_examples_run_with_only_their_imports_changed(tmp_path):
     result = subprocess.run([sys.executable, str(TOOL), "--examples", os.environ["KINONE_PYTORCH_EXAMPLES"],
-                             "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=3600)
+                             "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=3600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -156,7 +156,8 @@ def run_example(example: Example, checkout: Path, workdir: Path, timeout: float)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     try:
-        result = subprocess.run(command, cwd=target, env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, cwd=target, env=env, capture_output=True, text=True, timeout=timeout,
+                                check=False)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f} s", time.perf_counter() - start
     seconds = time.perf_counter() - start
