@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from kinone import nn
@@ -193,3 +194,20 @@ def test_verify_can_accept_float32_rounding_but_never_a_wrong_export(tmp_path):
     model.bias.data[0] += 1.0
     with pytest.raises(kinone_onnx.VerificationError, match="the export is likely wrong"):
         kinone_onnx.verify(model, tmp_path / "m.onnx", x, accept_float32_rounding=True)
+
+
+def test_an_output_changed_in_place_last_is_written_once(tmp_path):
+    """`y = x * 2; y += 1; return y`: the tensor is the output of two records; the graph output
+    is the last one's value (it was the first's, and the checker refused the name twice)."""
+
+    class InPlaceLast(nn.Module):
+        def forward(self, x):
+            y = x * 2
+            y += 1
+            return y
+
+    x = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    kinone_onnx.export(InPlaceLast(), x, tmp_path / "m.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
+    report = kinone_onnx.verify(InPlaceLast(), tmp_path / "m.onnx", x)
+    assert report.max_abs_diff == 0

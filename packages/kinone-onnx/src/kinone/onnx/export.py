@@ -193,10 +193,13 @@ def _build_model(model, example_input, opset, input_names, output_names, dynamic
     if hasattr(model, "named_parameters"):
         for key, tensor in [*model.named_parameters(), *model.named_buffers()]:
             parameters.setdefault(id(tensor), (key, tensor))
-    final_names = {}  # the first record that makes an output writes it under its output name
+    final_names = {}  # the last record that makes an output writes it under its output name
     for name, out in zip(output_names, outputs):
         g.reserve(name)
         final_names.setdefault(id(out), name)
+    # A tensor changed in place is the output of several records (`y = x * 2; y += 1`): the
+    # graph's output is the value the last of them makes.
+    last_record = {id(record.output): i for i, (record, _) in enumerate(calls)}
 
     def value_of(t: Tensor, probe: Tensor | None = None) -> str:
         key = id(t)
@@ -214,11 +217,12 @@ def _build_model(model, example_input, opset, input_names, output_names, dynamic
         dynamic.setdefault(name, (False,) * t.ndim)
         return name
 
-    for (record, (scope, _kind)), (probe, _) in zip(calls, probe_calls):
+    for index, ((record, (scope, _kind)), (probe, _)) in enumerate(zip(calls, probe_calls)):
         g.scope = scope
         in_names = [value_of(t, p) for t, p in zip(record.inputs, probe.inputs)]
         out = record.output
-        out_name = final_names.pop(id(out), None) or g.fresh(f"{scope or 'model'}/{record.function.__name__}:0")
+        final = final_names.pop(id(out), None) if last_record[id(out)] == index else None
+        out_name = final or g.fresh(f"{scope or 'model'}/{record.function.__name__}:0")
         call = Call(
             function=record.function,
             inputs=in_names,
