@@ -206,3 +206,18 @@ def test_assigning_before_init_is_a_clear_error():
 
     with pytest.raises(AttributeError, match=r"before Module.__init__\(\) is called"):
         Bad()
+
+
+def test_reassigning_a_parameter_or_submodule_keeps_its_place_in_the_state_dict():
+    """Weight tying as pytorch/examples does it (`decoder.weight = encoder.weight`): PyTorch
+    keeps the key where it was; Kinone moved it to the end."""
+    decoder, encoder = nn.Linear(4, 3), nn.Linear(4, 3)
+    decoder.weight = encoder.weight
+    assert list(decoder.state_dict()) == ["weight", "bias"] and decoder.weight is encoder.weight
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model[0] = nn.Linear(2, 2)
+    assert list(model.state_dict()) == ["0.weight", "0.bias"]
+    holder = nn.Module()
+    holder.a, holder.b = nn.Linear(1, 1), nn.Linear(1, 1)
+    holder.a = nn.Linear(1, 1)
+    assert list(holder.state_dict())[:2] == ["a.weight", "a.bias"]

@@ -18,7 +18,8 @@ class Sequential(Module):
     """Calls its modules in order, each on the previous one's output.
 
     `Sequential(a, b, c)` names the children "0", "1", "2"; `Sequential(OrderedDict(...))`
-    keeps the given names. Indexable (`seq[0]`, `seq[-1]`, `seq[1:]` gives a Sequential).
+    keeps the given names. Indexable (`seq[0]`, `seq[-1]`, `seq[1:]` gives a Sequential;
+    `seq[0] = layer` replaces a child in place).
     """
 
     def __init__(self, *modules):
@@ -40,6 +41,11 @@ class Sequential(Module):
         if isinstance(idx, slice):
             return Sequential(OrderedDict(items[idx]))
         return items[_index("Sequential", idx, len(items))][1]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        """Replace the module at `idx` (it keeps its name and place)."""
+        name = list(self._modules)[_index("Sequential", idx, len(self._modules))]
+        self.add_module(name, module)
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -113,11 +113,15 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called")
         params, buffers, modules = self._parameters, self._buffers, self._modules
+        # Re-assigning a registered name keeps its place (PyTorch's order: tied weights and
+        # replaced submodules keep their state-dict position).
         if isinstance(value, Parameter):
-            self._discard(name)
+            if name not in params:
+                self._discard(name)
             params[name] = value
         elif isinstance(value, Module):
-            self._discard(name)
+            if name not in modules:
+                self._discard(name)
             modules[name] = value
         elif name in params:
             if value is not None:
@@ -157,14 +161,18 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
-        self._discard(name)
+        if name not in self._parameters:  # a registered name keeps its place
+            self._discard(name)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """A non-learnable state (running statistics, counters): in `state_dict()` when persistent."""
         if "." in name or not name:
             raise KeyError(f"register_buffer: invalid buffer name {name!r}")
-        self._discard(name)
+        if name in self._buffers:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._discard(name)
         self._buffers[name] = None if tensor is None else (tensor if isinstance(tensor, Tensor) else Tensor(tensor))
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -172,7 +180,8 @@ class Module:
     def add_module(self, name: str, module: "Module | None") -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
-        self._discard(name)
+        if name not in self._modules:
+            self._discard(name)
         self._modules[name] = module
 
     register_module = add_module
