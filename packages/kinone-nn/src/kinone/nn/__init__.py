@@ -6,7 +6,7 @@
     ['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
-from . import functional, init
+from . import functional, init, utils
 from .__about__ import __version__
 from .containers import ModuleDict, ModuleList, Sequential
 from .layers.activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
@@ -118,4 +118,5 @@ __all__ = [
     "load",
     "load_with_metadata",
     "save",
+    "utils",
 ]
