@@ -44,7 +44,7 @@ def test_integer_tensors_cannot_require_grad():
 
 def test_properties():
     x = ag.zeros(2, 3, 4)
-    assert x.shape == (2, 3, 4) and x.ndim == 3 and x.size == 24 and x.dtype == np.float32
+    assert x.shape == (2, 3, 4) and x.ndim == 3 and x.size() == (2, 3, 4) and x.numel() == 24 and x.dtype == np.float32
     assert ag.zeros((2, 3)).shape == (2, 3)
     assert isinstance(x.numpy(), np.ndarray) and x.numpy() is x.data
     assert tensor([[2.5]]).item() == 2.5
