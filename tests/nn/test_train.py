@@ -279,3 +279,52 @@ def test_trainer_rejects_an_unknown_best_metric(tmp_path):
     model = _mlp()
     with pytest.raises(ValueError, match="best_metric 'auc' is neither 'loss' nor one of the metrics"):
         Trainer(model, optim.SGD(model.parameters(), lr=0.1), F.cross_entropy, [], run_dir=tmp_path, best_metric="auc")
+
+
+def _plateau_run(run_dir, resume=False, max_steps=None):
+    from kinone.optim.lr_scheduler import ReduceLROnPlateau
+
+    manual_seed(0)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    model = nn.Linear(4, 1)
+    optimizer = optim.SGD(model.parameters(), lr=0.5)
+    scheduler = ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=0, threshold=10.0)  # never "better"
+    batches = [(Tensor(x[i:i + 16]), Tensor(y[i:i + 16])) for i in range(0, 64, 16)]
+    trainer = Trainer(model, optimizer, F.binary_cross_entropy_with_logits, batches, batches[:2], run_dir=run_dir,
+                      epochs=3, scheduler=scheduler, scheduler_interval="epoch", plateau_metric="mean_auroc",
+                      metrics={"mean_auroc": mean_auroc}, max_steps=max_steps)
+    trainer.fit(resume=resume)
+    return model, optimizer, scheduler
+
+
+def test_reduce_lr_on_plateau_steps_once_per_epoch_on_the_validation_metric(tmp_path):
+    model, optimizer, scheduler = _plateau_run(tmp_path / "run")
+    # mode max with a huge threshold: no epoch counts as better; patience 0 halves the lr at every
+    # epoch but the first (the first value becomes the best).
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.5 ** 2)
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run") if r.get("split") == "train"]
+    assert lrs == [0.5] * 8 + [0.25] * 4
+
+
+def test_reduce_lr_on_plateau_resumes_to_the_same_weights(tmp_path):
+    reference, _, _ = _plateau_run(tmp_path / "straight")
+    _plateau_run(tmp_path / "split", max_steps=4)  # stops at the end of epoch 1, before validating it
+    resumed, optimizer, _ = _plateau_run(tmp_path / "split", resume=True)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.125)
+    for a, b in zip(_weights(reference), _weights(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reduce_lr_on_plateau_needs_validation(tmp_path):
+    from kinone.optim.lr_scheduler import ReduceLROnPlateau
+
+    model = nn.Linear(2, 1)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau steps once per epoch on a validation figure"):
+        Trainer(model, optimizer, F.mse_loss, [], None, run_dir=tmp_path, scheduler=ReduceLROnPlateau(optimizer),
+                scheduler_interval="epoch")
+    with pytest.raises(ValueError, match="plateau_metric 'auc' is neither 'loss' nor one of the metrics"):
+        Trainer(model, optimizer, F.mse_loss, [], [], run_dir=tmp_path, scheduler=ReduceLROnPlateau(optimizer),
+                scheduler_interval="epoch", plateau_metric="auc")

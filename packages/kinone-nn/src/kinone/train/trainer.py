@@ -11,7 +11,9 @@ batch (`data_time`) and computing the step (`step_time`: a loader that keeps up 
 `grad_norm_every` steps the L2 norm of every parameter's gradient (split "grad_norm"); per
 epoch the validation loss and metrics (split "val"). It writes `checkpoints/latest.npz` every
 `checkpoint_every` steps and at each epoch's end, and `checkpoints/best.npz` when `best_metric`
-improves.
+improves. The scheduler steps every step (`scheduler_interval="step"`) or every epoch; a
+`ReduceLROnPlateau` steps once per epoch after validation, on `plateau_metric` ("loss" or a
+metric's name), and a resumed run that validates an epoch first steps it there.
 
 Resuming restores model, optimizer, scheduler, progress and RNG states and positions the
 training data at the next batch, so with a loader whose order is a function of (seed, epoch)
@@ -53,6 +55,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from kinone.autograd import Tensor, no_grad
+from kinone.optim.lr_scheduler import ReduceLROnPlateau
 
 from .checkpoint import capture_rng_state, load_training_state, restore_rng_state, save_checkpoint
 from .run_log import NullRunWriter, RunWriter
@@ -104,6 +107,7 @@ class Trainer:
         epochs: int = 1,
         scheduler=None,
         scheduler_interval: str = "step",
+        plateau_metric: str = "loss",
         metrics: dict[str, Callable] | None = None,
         best_metric: str | None = None,
         best_mode: str = "max",
@@ -120,6 +124,13 @@ class Trainer:
     ):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            if val_data is None or scheduler_interval != "epoch":
+                raise ValueError("Trainer: ReduceLROnPlateau steps once per epoch on a validation figure: give "
+                                 "val_data and scheduler_interval='epoch'")
+            if plateau_metric != "loss" and plateau_metric not in (metrics or {}):
+                raise ValueError(f"Trainer: plateau_metric {plateau_metric!r} is neither 'loss' nor one of the "
+                                 f"metrics {sorted(metrics or {})}")
         if best_mode not in ("max", "min"):
             raise ValueError(f"Trainer: best_mode must be 'max' or 'min', got {best_mode!r}")
         if best_metric is not None and best_metric != "loss" and best_metric not in (metrics or {}):
@@ -128,6 +139,7 @@ class Trainer:
         self.train_data, self.val_data = train_data, val_data
         self.run_dir = Path(run_dir)
         self.epochs, self.scheduler, self.scheduler_interval = epochs, scheduler, scheduler_interval
+        self.plateau_metric = plateau_metric
         self.metrics = dict(metrics or {})
         self.best_metric, self.best_mode = best_metric, best_mode
         self.max_steps, self.checkpoint_every, self.grad_norm_every = max_steps, checkpoint_every, grad_norm_every
@@ -319,6 +331,8 @@ class Trainer:
         state.last_val = self.evaluate(self.val_data)
         writer.log(state.step, epoch_done - 1 if batch == 0 else epoch_done, "val", **state.last_val)
         value = state.last_val.get(self.best_metric) if self.best_metric else None
+        if isinstance(self.scheduler, ReduceLROnPlateau) and batch == 0:  # once per finished epoch
+            self.scheduler.step(state.last_val[self.plateau_metric])
         if self._is_better(value, state.best):
             state.best = value
             self._save(self.best_path, epoch_done, batch, state.step, state.best)
@@ -359,7 +373,8 @@ class Trainer:
                     break
             state.start_batch = 0
             epoch_finished = not self._done(state.step) or batch == total
-            if self.scheduler is not None and self.scheduler_interval == "epoch" and epoch_finished:
+            if self.scheduler is not None and self.scheduler_interval == "epoch" and epoch_finished \
+                    and not isinstance(self.scheduler, ReduceLROnPlateau):  # that one steps in _validate
                 self.scheduler.step()
             if epoch_finished:
                 # The epoch's checkpoint comes first: a bad validation file or a crash while
