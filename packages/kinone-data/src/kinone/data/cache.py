@@ -163,13 +163,6 @@ class ImageCache:
             raise KeyError(f"image cache {self.root}: no image {name!r}" + (f" (its source is corrupt: {reason})" if reason else ""))
         return self.shard(entry["shard"])[entry["row"]]
 
-    def check_params(self, **expected) -> None:
-        """Raise `CacheMismatch` naming every parameter that differs from `expected`."""
-        wrong = [f"{key} {self.params.get(key)!r} (expected {value!r})" for key, value in expected.items()
-                 if self.params.get(key) != value]
-        if wrong:
-            raise CacheMismatch(f"image cache {self.root} was prepared with {', '.join(wrong)}")
-
     def check_sources(self, paths: dict) -> None:
         """`paths`: image name -> its source file now. Raise `CacheMismatch` if a source differs
         from the one cached (size or mtime), or is not in the cache (added since)."""

@@ -1,4 +1,4 @@
-"""The run directory: what a training run writes, and a reader for it (DESIGN.md section 4).
+"""The run directory: what a training run writes, and a reader for it.
 
     runs/<name>/run.json         config, model name, parameter count, versions, start time, status
     runs/<name>/metrics.jsonl    one JSON object per event: {"step", "epoch", "split", "time", ...values}
@@ -120,7 +120,7 @@ class RunWriter:
 class NullRunWriter:
     """The `RunWriter` of a data-parallel run's other ranks: the same methods, writing nothing.
 
-    Rank 0 alone writes run.json, metrics.jsonl and the checkpoints (DESIGN.md section 8); the
+    Rank 0 alone writes run.json, metrics.jsonl and the checkpoints (kinone-distributed's README); the
     other ranks run the same loop, logging into this."""
 
     def __init__(self, run_dir, *args, **kwargs):

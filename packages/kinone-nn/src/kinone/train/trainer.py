@@ -20,7 +20,7 @@ training data at the next batch, so with a loader whose order is a function of (
 (kinone.data's DataLoader, num_workers=0) an interrupted run ends with the same weights as an
 uninterrupted one.
 
-Data parallel (`distributed=`, one process per rank, DESIGN.md section 8). The object given
+Data parallel (`distributed=`, one process per rank; see kinone-distributed's README). The object given
 has kinone.distributed's functions (the module itself qualifies; kinone.train never imports it):
 `is_main()`, `world_size()`, `allreduce_gradients(parameters)`, `all_gather(array)`,
 `average_buffers(module)`, `broadcast_parameters(module)`, `broadcast_state(state)`,
