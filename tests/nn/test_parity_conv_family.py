@@ -157,6 +157,9 @@ LAYERS = [
     ("ConstantPad2d", (2, 0.5), {}, (2, 3, 4, 5)),
     ("ReflectionPad2d", ((1, 2, 3, 0),), {}, (2, 3, 4, 5)),
     ("ReplicationPad2d", (2,), {}, (2, 3, 4, 5)),
+    ("MaxPool2d", (3, 2, 1, 2), {"ceil_mode": True}, (2, 3, 9, 8)),
+    ("MaxPool2d", (2,), {}, (2, 3, 6, 5)),
+    ("AvgPool2d", (3, 2, 1), {"divisor_override": 4, "count_include_pad": False}, (2, 3, 7, 8)),
 ]
 
 
@@ -176,9 +179,11 @@ def test_layer_matches_torch(name, args, kwargs, shape):
     t_out = theirs(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(k_out, t_out, rtol=1e-5, atol=1e-5)
     for attribute in ("kernel_size", "stride", "padding", "dilation", "output_padding", "groups", "padding_mode",
-                      "scale_factor", "size", "mode", "align_corners", "upscale_factor"):  # fmt: skip
+                      "scale_factor", "size", "mode", "align_corners", "upscale_factor", "ceil_mode",
+                      "count_include_pad", "divisor_override", "return_indices"):  # fmt: skip
         if hasattr(theirs, attribute):
             assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    assert repr(ours) == repr(theirs)
 
 
 def test_conv_transpose2d_output_size_picks_the_output_padding():

@@ -70,7 +70,7 @@ class _ConvNd(Module):
         dims = len(self.kernel_size)
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * dims:
-            s += f", padding={self.padding!r}"
+            s += f", padding={self.padding}"
         if self.dilation != (1,) * dims:
             s += f", dilation={self.dilation}"
         if self.output_padding != (0,) * dims:

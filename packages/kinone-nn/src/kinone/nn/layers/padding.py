@@ -22,7 +22,7 @@ class _Pad2d(Module):
         return F.pad(x, self.padding, self.mode, value)
 
     def extra_repr(self) -> str:
-        return f"{self.padding}" + (f", value={self.value}" if self.mode == "constant" else "")
+        return f"{self.padding}"
 
 
 class ConstantPad2d(_Pad2d):
@@ -30,6 +30,9 @@ class ConstantPad2d(_Pad2d):
 
     def __init__(self, padding, value: float):
         super().__init__(padding, value)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, value={self.value}"
 
 
 class ZeroPad2d(_Pad2d):

@@ -30,7 +30,7 @@ def interpolate(g: GraphBuilder, call: Call):
     output size floor(in · scale) and coordinates o / scale are PyTorch's); with a size, the
     sizes input (N and C read from the input's shape, so the batch stays dynamic)."""
     a = call.attrs
-    (x,), spatial = call.inputs, len(a["output_size"])
+    (x,) = call.inputs
     if a["mode"] == "nearest":
         modes = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
     else:
@@ -42,7 +42,6 @@ def interpolate(g: GraphBuilder, call: Call):
         return
     lead = g.node("Slice", [g.node("Shape", [x]), g.int64s([0]), g.int64s([2])])
     sizes = g.node("Concat", [lead, g.int64s(a["output_size"], "size")], axis=0)
-    assert spatial == len(call.input_shapes[0]) - 2
     g.node("Resize", [x, "", "", sizes], call.output, **modes)
 
 
