@@ -2,6 +2,7 @@
 (nearest, linear, bilinear), pixel_shuffle and pad (constant, reflect, replicate, circular)."""
 
 import numpy as np
+
 from kinone.nn import functional as F
 from kinone.nn.functional.conv import Conv2d, ConvTranspose2d
 from kinone.nn.functional.padding import Pad
@@ -22,10 +23,15 @@ SAMPLES = {
     ],
     ConvTranspose2d: [
         # stride 2 with output_padding, bias
-        (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1), [r(2, 3, 3, 4), r(3, 2, 3, 3), r(2)]),
+        (
+            lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
+            [r(2, 3, 3, 4), r(3, 2, 3, 3), r(2)],
+        ),
         # groups, dilation, non-square stride and kernel, no bias
         (
-            lambda x, w: F.conv_transpose2d(x, w, stride=(2, 3), padding=(0, 2), output_padding=(1, 0), groups=2, dilation=2),
+            lambda x, w: F.conv_transpose2d(
+                x, w, stride=(2, 3), padding=(0, 2), output_padding=(1, 0), groups=2, dilation=2
+            ),
             [r(1, 4, 3, 3), r(4, 3, 3, 2)],
         ),
         # stride 1 (every output reached by several windows), 1x1 kernel

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+
 from kinone.autograd import Tensor, no_grad, trace
 from kinone.nn import functional as F
 from kinone.nn.functional import conv as conv_module
@@ -272,7 +273,7 @@ def test_depthwise_tiles_give_the_same_result(monkeypatch):
         out.backward(g)
         results.append((out.numpy(), tx.grad.numpy(), tw.grad.numpy()))
     for tiled in results[1:]:
-        for a, b in zip(results[0], tiled):
+        for a, b in zip(results[0], tiled, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -330,10 +331,27 @@ def conv_error(x_shape, w_shape, bias_shape=None, dtype=np.float64, **kwargs):
         ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": 0}, ValueError, r"dilation must be positive"),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": -1}, ValueError, r"padding must be non-negative"),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"groups": 0}, ValueError, r"groups must be a positive int"),
-        ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": (1, 2, 3)}, ValueError,
-         r"conv2d: expected stride to be a single integer value or a list of 2 values .* but got stride=\[1, 2, 3\]"),
-        ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": 1.5}, TypeError, r"conv2d\(\): argument 'padding' must be an int or a tuple of ints"),
-        ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": True}, TypeError, r"argument 'stride' must be an int or a tuple of ints"),
+        (
+            (1, 3, 5, 5),
+            (2, 3, 3, 3),
+            {"stride": (1, 2, 3)},
+            ValueError,
+            r"conv2d: expected stride to be a single integer value or a list of 2 values .* but got stride=\[1, 2, 3\]",
+        ),
+        (
+            (1, 3, 5, 5),
+            (2, 3, 3, 3),
+            {"padding": 1.5},
+            TypeError,
+            r"conv2d\(\): argument 'padding' must be an int or a tuple of ints",
+        ),
+        (
+            (1, 3, 5, 5),
+            (2, 3, 3, 3),
+            {"stride": True},
+            TypeError,
+            r"argument 'stride' must be an int or a tuple of ints",
+        ),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": "full"}, ValueError, r"'valid' or 'same'"),
         ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": "same", "stride": 2}, ValueError, r"padding='same' needs stride 1"),
         ((1, 3, 5, 5), (2, 3, 2, 2), {"padding": "same"}, ValueError, r"asymmetric padding"),
@@ -523,7 +541,11 @@ def test_adaptive_avg_pool2d_float32():
             r"max_pool2d: input of shape \(1, 2, 4, 4\) is too small for kernel \(5, 5\)",
         ),
         (lambda x: F.avg_pool2d(x, (1, 2, 3)), ValueError, r"avg_pool2d: expected kernel_size to be a single integer"),
-        (lambda x: F.max_pool2d(x, 2.0), TypeError, r"max_pool2d\(\): argument 'kernel_size' must be an int or a tuple"),
+        (
+            lambda x: F.max_pool2d(x, 2.0),
+            TypeError,
+            r"max_pool2d\(\): argument 'kernel_size' must be an int or a tuple",
+        ),
         (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, r"divisor_override must be a positive int"),
         (
             lambda x: F.max_pool2d(x[0], 2),

@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kinone import nn
-from kinone.autograd import Tensor
-from kinone.nn import functional as F
+from kinone import nn  # noqa: E402
+from kinone.autograd import Tensor  # noqa: E402
+from kinone.nn import functional as F  # noqa: E402
 
 TF = torch.nn.functional
 RTOL64, ATOL64 = 1e-7, 1e-10
@@ -29,9 +29,11 @@ def assert_parity(kinone_fn, torch_fn, arrays, rtol=RTOL64, atol=ATOL64):
     cotangent = rng.standard_normal(tuple(t_out.shape)).astype(arrays[0].dtype)
     k_out.backward(cotangent)
     t_out.backward(torch.tensor(cotangent))
-    for i, (k, t) in enumerate(zip(k_inputs, t_inputs)):
+    for i, (k, t) in enumerate(zip(k_inputs, t_inputs, strict=True)):
         assert k.grad.dtype == arrays[i].dtype
-        np.testing.assert_allclose(k.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
+        np.testing.assert_allclose(
+            k.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"gradient of input {i}"
+        )
 
 
 def r(*shape, dtype=np.float64):
@@ -58,7 +60,11 @@ def test_conv1d(x, w, kwargs, bias):
     [
         ((2, 3, 5, 6), (3, 4, 3, 3), {}),
         ((2, 4, 5, 6), (4, 3, 3, 3), {"stride": 2, "padding": 1, "output_padding": 1}),
-        ((1, 4, 4, 5), (4, 3, 3, 2), {"stride": (2, 3), "padding": (0, 2), "output_padding": (1, 0), "groups": 2, "dilation": 2}),
+        (
+            (1, 4, 4, 5),
+            (4, 3, 3, 2),
+            {"stride": (2, 3), "padding": (0, 2), "output_padding": (1, 0), "groups": 2, "dilation": 2},
+        ),
         ((2, 6, 3, 3), (6, 1, 3, 3), {"stride": 2, "groups": 6}),  # depthwise
         ((2, 3, 4, 4), (3, 5, 1, 1), {"stride": 2}),
         ((1, 2, 3, 4), (2, 2, 5, 5), {"padding": 2, "dilation": (1, 2), "output_padding": (0, 1)}),
@@ -91,8 +97,15 @@ def test_interpolate(kwargs, mode):
     assert_parity(lambda t: F.interpolate(t, **kwargs), lambda t: TF.interpolate(t, **kwargs), [r(2, 3, 6, 5)])
 
 
-@pytest.mark.parametrize("kwargs", [{"scale_factor": 2.5, "mode": "linear"}, {"size": 4, "mode": "linear", "align_corners": True},
-                                    {"scale_factor": 3}, {"size": 4}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scale_factor": 2.5, "mode": "linear"},
+        {"size": 4, "mode": "linear", "align_corners": True},
+        {"scale_factor": 3},
+        {"size": 4},
+    ],
+)
 def test_interpolate_3d(kwargs):
     assert_parity(lambda t: F.interpolate(t, **kwargs), lambda t: TF.interpolate(t, **kwargs), [r(2, 3, 6)])
 
@@ -125,15 +138,32 @@ def test_pad(shape, pad, mode, value):
 
 def test_float32_matches_at_float32_precision():
     cases = [
-        (lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1), lambda x, w: TF.conv_transpose2d(x, w, stride=2, padding=1),
-         [r(4, 8, 7, 7, dtype=np.float32), r(8, 6, 3, 3, dtype=np.float32)]),
-        (lambda x, w: F.conv1d(x, w, padding=1), lambda x, w: TF.conv1d(x, w, padding=1),
-         [r(4, 8, 20, dtype=np.float32), r(6, 8, 3, dtype=np.float32)]),
-        (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), lambda x: TF.interpolate(x, scale_factor=2, mode="bilinear"),
-         [r(2, 4, 9, 7, dtype=np.float32)]),
-        (lambda x: F.interpolate(x, size=(13, 5)), lambda x: TF.interpolate(x, size=(13, 5)), [r(2, 4, 9, 7, dtype=np.float32)]),
+        (
+            lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1),
+            lambda x, w: TF.conv_transpose2d(x, w, stride=2, padding=1),
+            [r(4, 8, 7, 7, dtype=np.float32), r(8, 6, 3, 3, dtype=np.float32)],
+        ),
+        (
+            lambda x, w: F.conv1d(x, w, padding=1),
+            lambda x, w: TF.conv1d(x, w, padding=1),
+            [r(4, 8, 20, dtype=np.float32), r(6, 8, 3, dtype=np.float32)],
+        ),
+        (
+            lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"),
+            lambda x: TF.interpolate(x, scale_factor=2, mode="bilinear"),
+            [r(2, 4, 9, 7, dtype=np.float32)],
+        ),
+        (
+            lambda x: F.interpolate(x, size=(13, 5)),
+            lambda x: TF.interpolate(x, size=(13, 5)),
+            [r(2, 4, 9, 7, dtype=np.float32)],
+        ),
         (lambda x: F.pixel_shuffle(x, 2), lambda x: TF.pixel_shuffle(x, 2), [r(2, 8, 5, 5, dtype=np.float32)]),
-        (lambda x: F.pad(x, (2, 2, 1, 1), "reflect"), lambda x: TF.pad(x, (2, 2, 1, 1), "reflect"), [r(2, 4, 5, 5, dtype=np.float32)]),
+        (
+            lambda x: F.pad(x, (2, 2, 1, 1), "reflect"),
+            lambda x: TF.pad(x, (2, 2, 1, 1), "reflect"),
+            [r(2, 4, 5, 5, dtype=np.float32)],
+        ),
     ]
     for kinone_fn, torch_fn, arrays in cases:
         assert_parity(kinone_fn, torch_fn, arrays, RTOL32, ATOL32)
@@ -178,9 +208,24 @@ def test_layer_matches_torch(name, args, kwargs, shape):
     k_out = ours(Tensor(x)).numpy()
     t_out = theirs(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(k_out, t_out, rtol=1e-5, atol=1e-5)
-    for attribute in ("kernel_size", "stride", "padding", "dilation", "output_padding", "groups", "padding_mode",
-                      "scale_factor", "size", "mode", "align_corners", "upscale_factor", "ceil_mode",
-                      "count_include_pad", "divisor_override", "return_indices"):  # fmt: skip
+    for attribute in (
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "output_padding",
+        "groups",
+        "padding_mode",
+        "scale_factor",
+        "size",
+        "mode",
+        "align_corners",
+        "upscale_factor",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
+        "return_indices",
+    ):
         if hasattr(theirs, attribute):
             assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
     assert repr(ours) == repr(theirs)

@@ -41,7 +41,7 @@ def assert_parity(kinone_fn, torch_fn, arrays, rtol, atol):
     assert k_out.shape == t_out.shape
     assert k_out.dtype == t_out.dtype == arrays[0].dtype
     np.testing.assert_allclose(k_out, t_out, rtol=rtol, atol=atol)
-    for i, (k, t) in enumerate(zip(k_grads, t_grads)):
+    for i, (k, t) in enumerate(zip(k_grads, t_grads, strict=True)):
         assert k is not None and t is not None, f"input {i} has no gradient"
         assert k.dtype == t.dtype == arrays[i].dtype
         np.testing.assert_allclose(k, t, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
@@ -61,7 +61,7 @@ def conv_configs():
     for (c, o, g), kernel, stride, padding, dilation in itertools.product(
         channel_settings, [(1, 1), (3, 3), (2, 3), (5, 5)], [1, 2, (2, 1)], [0, 1, (2, 1)], [1, 2]
     ):
-        reach = [d * (k - 1) + 1 for d, k in zip((dilation, dilation), kernel)]
+        reach = [d * (k - 1) + 1 for d, k in zip((dilation, dilation), kernel, strict=True)]
         pad = padding if isinstance(padding, tuple) else (padding, padding)
         if reach[0] > 9 + 2 * pad[0] or reach[1] > 8 + 2 * pad[1]:
             continue

@@ -11,10 +11,16 @@ from kinone.nn.functional.upsample import Interpolate
 IMG = (2, 3, 6, 6)
 
 CASES = {
-    Conv2d: [(nn.Conv1d(3, 4, 3, stride=2, padding=1), (2, 3, 9)), (nn.Conv1d(4, 6, 3, groups=2, padding="same"), (2, 4, 7))],
+    Conv2d: [
+        (nn.Conv1d(3, 4, 3, stride=2, padding=1), (2, 3, 9)),
+        (nn.Conv1d(4, 6, 3, groups=2, padding="same"), (2, 4, 7)),
+    ],
     ConvTranspose2d: [
         (nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), IMG),
-        (nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, dilation=2, bias=False), (2, 4, 5, 6)),
+        (
+            nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, dilation=2, bias=False),
+            (2, 4, 5, 6),
+        ),
         (nn.ConvTranspose2d(3, 2, 1), IMG),
     ],
     Interpolate: [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from kinone import nn
 from kinone import onnx as kinone_onnx
 from kinone.autograd import Tensor
@@ -27,4 +28,6 @@ def test_circular_padding_exports_as_wrap_at_opset_19(tmp_path):
 
 def test_pixel_shuffle_of_an_unbatched_input_is_refused(tmp_path):
     with pytest.raises(ExportError, match=r"pixel_shuffle of a 3-D input"):
-        kinone_onnx.export(lambda x: F.pixel_shuffle(x[0], 1), Tensor(np.zeros((2, 4, 2, 2), np.float32)), tmp_path / "m.onnx")
+        kinone_onnx.export(
+            lambda x: F.pixel_shuffle(x[0], 1), Tensor(np.zeros((2, 4, 2, 2), np.float32)), tmp_path / "m.onnx"
+        )

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import get_array_module
 
@@ -157,7 +158,9 @@ def _gemm_backward(ctx, grad, x, weight):
         g_cols = g_cols.reshape(n, groups, group_out * kh * kw, height * width)
         if needs_x:
             flipped = weight.reshape(groups, group_out, group_in, kh, kw)[..., ::-1, ::-1].swapaxes(1, 2)
-            grad_x = _weight_times_columns(xp.ascontiguousarray(flipped).reshape(groups, group_in, -1), g_cols).reshape(x_shape)
+            grad_x = _weight_times_columns(xp.ascontiguousarray(flipped).reshape(groups, group_in, -1), g_cols).reshape(
+                x_shape
+            )
         if needs_w:
             x_rows = x.reshape(n, groups, group_in, height * width)
             correlation = _sum_of_products(x_rows, g_cols)  # (G, Cg, Og·kh·kw)
@@ -416,7 +419,9 @@ def _check_transpose_shapes(x, weight, bias, stride, padding, output_padding, di
         )
     size = tuple(
         (length - 1) * s - 2 * p + d * (k - 1) + extra + 1
-        for length, s, p, d, k, extra in zip(x.shape[2:], stride, padding, dilation, (kh, kw), output_padding)
+        for length, s, p, d, k, extra in zip(
+            x.shape[2:], stride, padding, dilation, (kh, kw), output_padding, strict=True
+        )
     )
     if min(size) < 1:
         raise ValueError(
@@ -459,9 +464,14 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         padding = (0, padding)
     n, channels, length = input.shape
     out = conv2d(
-        input.reshape(n, channels, 1, length), weight.reshape(*weight.shape[:2], 1, weight.shape[2]), bias,
-        (1, stride), padding, (1, dilation), groups,
-    )  # fmt: skip
+        input.reshape(n, channels, 1, length),
+        weight.reshape(*weight.shape[:2], 1, weight.shape[2]),
+        bias,
+        (1, stride),
+        padding,
+        (1, dilation),
+        groups,
+    )
     return out.reshape(n, out.shape[1], out.shape[3])
 
 
@@ -481,10 +491,12 @@ def conv_transpose2d(
     the stride or the dilation) picks one of the sizes that a strided conv2d maps to H."""
     op = "conv_transpose2d"
     if isinstance(padding, str):
-        raise TypeError(f"{op}: padding must be an int or a pair of ints ('valid' and 'same' are conv2d's), got {padding!r}")
+        raise TypeError(
+            f"{op}: padding must be an int or a pair of ints ('valid' and 'same' are conv2d's), got {padding!r}"
+        )
     attrs = _conv_attrs(op, weight, stride, padding, dilation, groups)
     output_padding = pair(output_padding, "output_padding", op)
-    for extra, s, d in zip(output_padding, attrs["stride"], attrs["dilation"]):
+    for extra, s, d in zip(output_padding, attrs["stride"], attrs["dilation"], strict=True):
         if extra < 0 or (extra >= s and extra >= d):
             raise ValueError(
                 f"{op}: output padding must be non-negative and smaller than either stride or dilation, but got "
@@ -523,7 +535,7 @@ def _string_padding(op, padding: str, weight_shape, stride, dilation) -> tuple[i
         raise ValueError(
             f"{op}: expected weight of shape (out_channels, in_channels / groups, kH, kW), got shape {weight_shape}"
         )
-    reach = [d * (k - 1) for d, k in zip(dilation, weight_shape[2:])]
+    reach = [d * (k - 1) for d, k in zip(dilation, weight_shape[2:], strict=True)]
     if reach[0] % 2 or reach[1] % 2:
         raise ValueError(
             f"{op}: padding='same' with kernel {tuple(weight_shape[2:])} and dilation {dilation} needs asymmetric "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+
 from kinone.autograd.backend import get_array_module
 
 
@@ -98,9 +99,7 @@ def _col2im_cupy(cupy, cols, input_shape, stride, padding, dilation):
     _, _, kh, kw, out_h, out_w = cols.shape
     height, width = input_shape[2:]
     img = cupy.empty((*cols.shape[:2], height, width), dtype=cols.dtype)
-    _col2im_kernel(
-        cupy.ascontiguousarray(cols), height, width, out_h, out_w, kh, kw, *stride, *padding, *dilation, img
-    )
+    _col2im_kernel(cupy.ascontiguousarray(cols), height, width, out_h, out_w, kh, kw, *stride, *padding, *dilation, img)
     return img
 
 

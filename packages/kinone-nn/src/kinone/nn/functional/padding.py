@@ -9,6 +9,7 @@ result is deterministic on the GPU too.
 from __future__ import annotations
 
 import numpy as np
+
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import get_array_module
 
@@ -53,12 +54,14 @@ def _widths(shape, pad, mode) -> list[tuple[int, int, int]]:
         length = shape[axis]
         if mode == "constant":
             if length + before + after < 0:
-                raise ValueError(f"pad: input of shape {shape} padded by ({before}, {after}) at dim {axis} has negative size")
+                raise ValueError(
+                    f"pad: input of shape {shape} padded by ({before}, {after}) at dim {axis} has negative size"
+                )
             continue
         if before < 0 or after < 0:
             raise ValueError(f"pad: mode {mode!r} needs non-negative padding, got ({before}, {after}) at dim {axis}")
         limit = length - 1 if mode == "reflect" else length
-        if mode == "replicate" and length == 0 or mode != "replicate" and max(before, after) > limit:
+        if (mode == "replicate" and length == 0) or (mode != "replicate" and max(before, after) > limit):
             relation = "less than" if mode == "reflect" else "at most"
             raise ValueError(
                 f"pad: mode {mode!r}: padding size should be {relation} the corresponding input dimension, but got "
@@ -140,12 +143,16 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     (top, bottom) for the one before, and so on, as PyTorch. mode is "constant" (with `value`,
     default 0; negative pads crop), "reflect" (mirror without repeating the edge), "replicate"
     (repeat the edge) or "circular" (wrap around)."""
-    if not isinstance(pad, (tuple, list)) or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pad):
+    if not isinstance(pad, (tuple, list)) or not all(
+        isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pad
+    ):
         raise TypeError(f"pad: pad must be a tuple of ints, got {pad!r}")
     if len(pad) % 2:
         raise ValueError(f"pad: padding length must be divisible by 2, got pad={tuple(pad)}")
     if len(pad) // 2 > input.ndim:
-        raise ValueError(f"pad: padding length too large: pad={tuple(pad)} pads {len(pad) // 2} dims of a {input.ndim}-D input")
+        raise ValueError(
+            f"pad: padding length too large: pad={tuple(pad)} pads {len(pad) // 2} dims of a {input.ndim}-D input"
+        )
     if mode not in MODES:
         raise ValueError(f"pad: mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode != "constant" and value is not None and value != 0:

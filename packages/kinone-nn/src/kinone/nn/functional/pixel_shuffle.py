@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from kinone.autograd import Function, Tensor
 
 
@@ -41,7 +42,9 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     if upscale_factor <= 0:
         raise ValueError(f"pixel_shuffle expects a positive upscale_factor, but got {upscale_factor}")
     if input.ndim < 3:
-        raise ValueError(f"pixel_shuffle expects input to have at least 3 dimensions, but got input with {input.ndim} dimension(s)")
+        raise ValueError(
+            f"pixel_shuffle expects input to have at least 3 dimensions, but got input with {input.ndim} dimension(s)"
+        )
     channels = input.shape[-3]
     if channels % (upscale_factor * upscale_factor):
         raise ValueError(

@@ -2,9 +2,10 @@
 output sizes, padding rules, ceil_mode and divisors.
 
 Max and average pooling loop over the kh·kw kernel offsets: each offset is one strided view
-of the input (held as its stride phases, so that views have unit-stride rows), and a step is
-one vectorised op over all windows at once (no np.add.at, no loop over pixels). Adaptive average pooling is a product with two small averaging
-matrices, with fast paths for evenly dividing sizes and for global pooling.
+of the input (held as its stride phases, `StridePhases` in stride_phases.py, so that views
+have unit-stride rows), and a step is one vectorised op over all windows at once (no
+np.add.at, no loop over pixels). Adaptive average pooling is a product with two small
+averaging matrices, with fast paths for evenly dividing sizes and for global pooling.
 
 Devices: the math is written once for NumPy and CuPy (`xp = get_array_module(x)` where arrays
 are created; host-built constants, the averaging matrices and divisors, are moved to the
@@ -15,6 +16,7 @@ GPU too (no scatter with atomics).
 from __future__ import annotations
 
 import numpy as np
+
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import as_array, get_array_module
 
@@ -248,7 +250,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
             f"adaptive_avg_pool2d: expected input of shape (N, C, H, W), got shape {tuple(x.shape)} ({x.ndim}-D)"
         )
     size = []
-    for given, current in zip(output_size, x.shape[2:]):
+    for given, current in zip(output_size, x.shape[2:], strict=True):
         if given is None:
             given = current
         if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or given <= 0:
@@ -283,7 +285,7 @@ def _check_pool_input(op, x, kernel_size, stride, padding, dilation, ceil_mode) 
         raise TypeError(f"{op}: input must be a floating-point array, got dtype {x.dtype}")
     size = tuple(
         _pool_output_length(length, k, s, p, d, ceil_mode)
-        for length, k, s, p, d in zip(x.shape[2:], kernel_size, stride, padding, dilation)
+        for length, k, s, p, d in zip(x.shape[2:], kernel_size, stride, padding, dilation, strict=True)
     )
     if min(size) < 1:
         raise ValueError(
@@ -339,7 +341,7 @@ def _avg_divisor(size, kernel_size, stride, padding, output_size, count_include_
     if divisor_override is not None:
         return divisor_override
     counts = []
-    for length, k, s, p, out in zip(size, kernel_size, stride, padding, output_size):
+    for length, k, s, p, out in zip(size, kernel_size, stride, padding, output_size, strict=True):
         start = np.arange(out) * s - p
         end = np.minimum(start + k, length + p)
         if count_include_pad:

@@ -16,6 +16,7 @@ on NumPy or CuPy alike.
 from __future__ import annotations
 
 import numpy as np
+
 from kinone.autograd.backend import get_array_module
 
 

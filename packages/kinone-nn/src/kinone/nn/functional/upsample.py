@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from kinone.autograd import Function, Tensor
 from kinone.autograd.backend import as_array, get_array_module
 
@@ -101,11 +102,15 @@ def interpolate(
     if mode not in MODES:
         raise ValueError(f"interpolate: mode {mode!r} is not supported; Kinone has {', '.join(MODES)}")
     if input.ndim not in (3, 4):
-        raise ValueError(f"interpolate: expected input of shape (N, C, L) or (N, C, H, W), got shape {tuple(input.shape)}")
+        raise ValueError(
+            f"interpolate: expected input of shape (N, C, L) or (N, C, H, W), got shape {tuple(input.shape)}"
+        )
     if MODES[mode] is not None and input.ndim != MODES[mode]:
         raise ValueError(f"interpolate: got {input.ndim}D input, but {mode} mode needs {MODES[mode]}D input")
     if antialias:
-        raise ValueError("interpolate: antialias=True is not supported by Kinone (PyTorch uses it only when downsampling)")
+        raise ValueError(
+            "interpolate: antialias=True is not supported by Kinone (PyTorch uses it only when downsampling)"
+        )
     if align_corners is not None and mode == "nearest":
         raise ValueError(
             "interpolate: align_corners option can only be set with the interpolating modes: linear | bilinear"
@@ -120,12 +125,19 @@ def interpolate(
 def _output_size(in_size, size, scale_factor, recompute_scale_factor, spatial):
     """The output size and the scales the kernel uses (None: in / out), as PyTorch."""
     if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: only one of size or scale_factor should be defined" if size is not None
-                         else "interpolate: either size or scale_factor should be defined")
+        raise ValueError(
+            "interpolate: only one of size or scale_factor should be defined"
+            if size is not None
+            else "interpolate: either size or scale_factor should be defined"
+        )
     if size is not None:
         sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,) * spatial
-        if len(sizes) != spatial or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes):
-            raise ValueError(f"interpolate: size must be a positive int or {spatial} of them for {spatial} spatial dims, got {size!r}")
+        if len(sizes) != spatial or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes
+        ):
+            raise ValueError(
+                f"interpolate: size must be a positive int or {spatial} of them ({spatial} spatial dims), got {size!r}"
+            )
         return tuple(int(s) for s in sizes), None
     factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * spatial
     if len(factors) != spatial or not all(isinstance(f, (int, float, np.number)) and f > 0 for f in factors):
@@ -133,7 +145,7 @@ def _output_size(in_size, size, scale_factor, recompute_scale_factor, spatial):
             f"interpolate: scale_factor must be a positive number or {spatial} of them for {spatial} spatial dims, "
             f"got {scale_factor!r}"
         )
-    sizes = tuple(math.floor(float(length) * float(f)) for length, f in zip(in_size, factors))
+    sizes = tuple(math.floor(float(length) * float(f)) for length, f in zip(in_size, factors, strict=True))
     if min(sizes) < 1:
         raise ValueError(f"interpolate: input of spatial size {tuple(in_size)} scaled by {factors} is empty: {sizes}")
     return sizes, None if recompute_scale_factor else tuple(float(f) for f in factors)

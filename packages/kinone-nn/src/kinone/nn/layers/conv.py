@@ -22,8 +22,23 @@ class _ConvNd(Module):
     (in, out / groups, *kernel), the bias (out,), and PyTorch's initialisation:
     weight ~ kaiming_uniform(a=√5), bias ~ U(-1/√fan_in, 1/√fan_in)."""
 
-    def __init__(self, name, dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                 padding_mode, dtype, transposed=False, output_padding=0):  # fmt: skip
+    def __init__(
+        self,
+        name,
+        dims,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        padding_mode,
+        dtype,
+        transposed=False,
+        output_padding=0,
+    ):
         super().__init__()
         if groups <= 0 or in_channels % groups or out_channels % groups:
             raise ValueError(
@@ -87,10 +102,33 @@ class _ConvNd(Module):
 class Conv1d(_ConvNd):
     """1-D cross-correlation over (N, C, L) inputs; weight (out, in / groups, k)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):  # fmt: skip
-        super().__init__("Conv1d", 1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, dtype)  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        dtype=np.float32,
+    ):
+        super().__init__(
+            "Conv1d",
+            1,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+        )
 
     def forward(self, x):
         x, padding = self._padded(x)
@@ -100,10 +138,33 @@ class Conv1d(_ConvNd):
 class Conv2d(_ConvNd):
     """2-D cross-correlation over (N, C, H, W) inputs; weight (out, in / groups, kh, kw)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):  # fmt: skip
-        super().__init__("Conv2d", 2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, dtype)  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        dtype=np.float32,
+    ):
+        super().__init__(
+            "Conv2d",
+            2,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+        )
 
     def forward(self, x):
         x, padding = self._padded(x)
@@ -115,12 +176,38 @@ class ConvTranspose2d(_ConvNd):
     forward(x, output_size=None): output_size (the last two dims, or the whole shape) picks
     output_padding, as PyTorch."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", dtype=np.float32):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        dtype=np.float32,
+    ):
         if isinstance(padding, str):
             raise TypeError(f"ConvTranspose2d: padding must be an int or a pair of ints, got {padding!r}")
-        super().__init__("ConvTranspose2d", 2, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, dtype, transposed=True, output_padding=output_padding)  # fmt: skip
+        super().__init__(
+            "ConvTranspose2d",
+            2,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+            transposed=True,
+            output_padding=output_padding,
+        )
 
     def forward(self, x, output_size=None):
         output_padding = self.output_padding if output_size is None else self._output_padding(x, output_size)
@@ -132,8 +219,10 @@ class ConvTranspose2d(_ConvNd):
         """The output_padding that gives `output_size`, which must lie within one stride of the smallest size."""
         size = tuple(output_size)[-2:]
         padding = []
-        for k, (length, wanted) in enumerate(zip(x.shape[-2:], size)):
-            smallest = (length - 1) * self.stride[k] - 2 * self.padding[k] + self.dilation[k] * (self.kernel_size[k] - 1) + 1
+        for k, (length, wanted) in enumerate(zip(x.shape[-2:], size, strict=True)):
+            smallest = (
+                (length - 1) * self.stride[k] - 2 * self.padding[k] + self.dilation[k] * (self.kernel_size[k] - 1) + 1
+            )
             largest = smallest + self.stride[k] - 1
             if not smallest <= wanted <= largest:
                 raise ValueError(

@@ -9,8 +9,9 @@ from ..module import Module
 class Upsample(Module):
     """F.interpolate as a layer: to `size` or by `scale_factor`, mode "nearest", "linear" or "bilinear"."""
 
-    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
-                 recompute_scale_factor=None):  # fmt: skip
+    def __init__(
+        self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None, recompute_scale_factor=None
+    ):
         super().__init__()
         self.name = type(self).__name__
         self.size = size
@@ -20,7 +21,9 @@ class Upsample(Module):
         self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
 
     def forward(self, x):
-        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners, self.recompute_scale_factor)
+        return F.interpolate(
+            x, self.size, self.scale_factor, self.mode, self.align_corners, self.recompute_scale_factor
+        )
 
     def extra_repr(self) -> str:
         if self.scale_factor is not None:

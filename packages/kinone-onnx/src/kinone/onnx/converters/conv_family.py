@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from kinone.nn.functional.conv import ConvTranspose2d
 from kinone.nn.functional.padding import Pad
 from kinone.nn.functional.pixel_shuffle import PixelShuffle
@@ -18,9 +19,17 @@ def conv_transpose2d(g: GraphBuilder, call: Call):
     """ConvTranspose with Kinone's attributes; the weight layout (C, O / groups, kH, kW) is ONNX's."""
     a = call.attrs
     (pad_h, pad_w) = a["padding"]
-    g.node("ConvTranspose", call.inputs, call.output, kernel_shape=list(call.input_shapes[1][2:]),
-           strides=list(a["stride"]), pads=[pad_h, pad_w, pad_h, pad_w], dilations=list(a["dilation"]),
-           output_padding=list(a["output_padding"]), group=a["groups"])  # fmt: skip
+    g.node(
+        "ConvTranspose",
+        call.inputs,
+        call.output,
+        kernel_shape=list(call.input_shapes[1][2:]),
+        strides=list(a["stride"]),
+        pads=[pad_h, pad_w, pad_h, pad_w],
+        dilations=list(a["dilation"]),
+        output_padding=list(a["output_padding"]),
+        group=a["groups"],
+    )
 
 
 @converter(Interpolate)
@@ -49,7 +58,9 @@ def interpolate(g: GraphBuilder, call: Call):
 def pixel_shuffle(g: GraphBuilder, call: Call):
     """DepthToSpace in CRD order (channel, then the r x r block), PyTorch's arrangement."""
     if len(call.input_shapes[0]) != 4:
-        raise call.error(f"pixel_shuffle of a {len(call.input_shapes[0])}-D input: ONNX's DepthToSpace takes (N, C, H, W)")
+        raise call.error(
+            f"pixel_shuffle of a {len(call.input_shapes[0])}-D input: ONNX's DepthToSpace takes (N, C, H, W)"
+        )
     g.node("DepthToSpace", call.inputs, call.output, blocksize=call.attrs["upscale_factor"], mode="CRD")
 
 

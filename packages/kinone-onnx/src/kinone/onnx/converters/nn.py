@@ -4,6 +4,7 @@ The training-only Functions (losses, batch statistics, dropout) are listed as su
 from __future__ import annotations
 
 import numpy as np
+
 from kinone.nn.functional.conv import Conv2d
 from kinone.nn.functional.dropout import Dropout
 from kinone.nn.functional.linear import Linear
@@ -41,15 +42,23 @@ def linear(g: GraphBuilder, call: Call):
 def conv2d(g: GraphBuilder, call: Call):
     """Conv with Kinone's attributes (conv2d passes all of them; conv1d is conv2d on (N, C, 1, L))."""
     a = call.attrs
-    g.node("Conv", call.inputs, call.output, kernel_shape=list(call.input_shapes[1][2:]), strides=list(a["stride"]),
-           pads=_pads(a["padding"]), dilations=list(a["dilation"]), group=a["groups"])
+    g.node(
+        "Conv",
+        call.inputs,
+        call.output,
+        kernel_shape=list(call.input_shapes[1][2:]),
+        strides=list(a["stride"]),
+        pads=_pads(a["padding"]),
+        dilations=list(a["dilation"]),
+        group=a["groups"],
+    )
 
 
 @converter(BatchNormEval)
 def batch_norm(g: GraphBuilder, call: Call):
     """BatchNormalization(x, scale, bias, mean, var); an absent weight is 1, an absent bias 0."""
     x, mean, var, *optional = call.inputs
-    given = dict(zip(call.attrs.get("inputs", ()), optional))
+    given = dict(zip(call.attrs.get("inputs", ()), optional, strict=True))
     channels = call.input_shapes[1][0]
     scale = given.get("weight") or g.constant(np.ones(channels), call.dtype, "ones")
     bias = given.get("bias") or g.constant(np.zeros(channels), call.dtype, "zeros")
@@ -63,8 +72,16 @@ def _pads(padding) -> list[int]:
 @converter(MaxPool2d)
 def max_pool2d(g: GraphBuilder, call: Call):
     a = call.attrs
-    g.node("MaxPool", call.inputs, call.output, kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]),
-           pads=_pads(a["padding"]), dilations=list(a["dilation"]), ceil_mode=int(a["ceil_mode"]))
+    g.node(
+        "MaxPool",
+        call.inputs,
+        call.output,
+        kernel_shape=list(a["kernel_size"]),
+        strides=list(a["stride"]),
+        pads=_pads(a["padding"]),
+        dilations=list(a["dilation"]),
+        ceil_mode=int(a["ceil_mode"]),
+    )
 
 
 @converter(AvgPool2d)
@@ -76,9 +93,16 @@ def avg_pool2d(g: GraphBuilder, call: Call):
     if override is not None and a["ceil_mode"]:
         raise call.error("divisor_override with ceil_mode=True has no ONNX form (windows of several sizes)")
     count_include_pad = a["count_include_pad"] or override is not None
-    out = g.node("AveragePool", call.inputs, None if override is not None else call.output,
-                 kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=_pads(a["padding"]),
-                 ceil_mode=int(a["ceil_mode"]), count_include_pad=int(count_include_pad))
+    out = g.node(
+        "AveragePool",
+        call.inputs,
+        None if override is not None else call.output,
+        kernel_shape=list(a["kernel_size"]),
+        strides=list(a["stride"]),
+        pads=_pads(a["padding"]),
+        ceil_mode=int(a["ceil_mode"]),
+        count_include_pad=int(count_include_pad),
+    )
     if override is not None:
         kh, kw = a["kernel_size"]
         g.node("Mul", [out, g.constant(kh * kw / override, call.dtype, "divisor_scale")], call.output)
@@ -91,8 +115,10 @@ def adaptive_avg_pool2d(g: GraphBuilder, call: Call):
     (x,), (shape,) = call.inputs, call.input_shapes
     (height, width), (out_h, out_w) = shape[2:], call.attrs["output_size"]
     if (out_h, out_w) != (1, 1) and any(call.input_dynamic[0][2:]):
-        raise call.error(f"adaptive average pooling to {(out_h, out_w)} of an input whose size is dynamic has no "
-                         "ONNX form with fixed windows; export with dynamic_size=False (or pool to 1x1)")
+        raise call.error(
+            f"adaptive average pooling to {(out_h, out_w)} of an input whose size is dynamic has no "
+            "ONNX form with fixed windows; export with dynamic_size=False (or pool to 1x1)"
+        )
     if (out_h, out_w) == (1, 1):
         g.node("GlobalAveragePool", [x], call.output)
     elif height % out_h == 0 and width % out_w == 0:
