@@ -52,15 +52,16 @@ from .gradcheck import GradcheckError, functions_in, gradcheck
 from .graph import to_dot
 from .ops import return_types
 from .ops.gather_scatter import gather, masked_fill, scatter
-from .ops.matmul import matmul
+from .ops.matmul import matmul, mm
 from .ops.namespace import (
     abs, add, allclose, amax, amin, clamp, clip, clone, detach, div, eq, equal, exp, flatten, ge, gt,
     is_floating_point, is_tensor, le, log, log_softmax, logsumexp, lt, mean, mul, ne, neg, numel, permute, pow,
     relu, reshape, sigmoid, softmax, sqrt, square, squeeze, std, sub, sum, tanh, transpose, unsqueeze, var,
 )
 from .ops.reduction import cumsum, norm, prod
-from .ops.shape import chunk, flip, roll, split
+from .ops.shape import chunk, flip, narrow, roll, split, t
 from .ops.sorting import argmax, argmin, argsort, max, min, sort, topk
+from .ops.triangular import tril, triu
 from .ops.unary_math import (
     acos, asin, atan, ceil, cos, cosh, floor, reciprocal, round, rsqrt, sign, sin, sinh, tan, trunc,
 )
@@ -165,7 +166,9 @@ __all__ = [
     "mean",
     "min",
     "minimum",
+    "mm",
     "mul",
+    "narrow",
     "ne",
     "neg",
     "no_grad",
@@ -208,6 +211,7 @@ __all__ = [
     "std",
     "sub",
     "sum",
+    "t",
     "tan",
     "tanh",
     "tensor",
@@ -215,6 +219,8 @@ __all__ = [
     "topk",
     "trace",
     "transpose",
+    "tril",
+    "triu",
     "trunc",
     "uint8",
     "unbroadcast",
