@@ -257,3 +257,40 @@ def minimum(a, b) -> Tensor:
     """Elementwise minimum with broadcasting."""
     like = _first_tensor(a, b)
     return Minimum.apply(_as_tensor(a, like), _as_tensor(b, like))
+
+
+# ---------------------------------------------------------------------- Tensor.new_* methods
+# Bound as methods of Tensor (not functions of the torch namespace): a new leaf with `self`'s
+# dtype and device unless `dtype=` / `device=` say otherwise, as PyTorch's Tensor.new_*.
+def _own(self: Tensor, dtype, device) -> tuple:
+    return (self.dtype if dtype is None else dtype), (self.device if device is None else device)
+
+
+def new_tensor(self: Tensor, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A copy of `data` as a new leaf, with this tensor's dtype and device unless given."""
+    dtype, device = _own(self, dtype, device)
+    return tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def new_full(self: Tensor, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`fill_value` everywhere in a tensor of `size`, with this tensor's dtype and device unless given."""
+    dtype, device = _own(self, dtype, device)
+    return full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Zeros of `size` (ints, or one sequence), with this tensor's dtype and device unless given."""
+    dtype, device = _own(self, dtype, device)
+    return _filled(0, size, dtype, requires_grad, device)
+
+
+def new_ones(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Ones of `size`, with this tensor's dtype and device unless given."""
+    dtype, device = _own(self, dtype, device)
+    return _filled(1, size, dtype, requires_grad, device)
+
+
+def new_empty(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of `size` (zeros, as `empty`), with this tensor's dtype and device unless given."""
+    dtype, device = _own(self, dtype, device)
+    return _filled(0, size, dtype, requires_grad, device)

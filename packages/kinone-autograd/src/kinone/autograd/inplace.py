@@ -32,14 +32,17 @@ _KIND_NAME = {"b": "Bool", "u": "Long", "i": "Long", "f": "Float", "c": "Complex
 
 _functions = None  # kinone.autograd.ops.inplace, imported on first use (it imports Tensor)
 _view_functions = ()
+_Tensor = _normalize_index = None  # from tensor.py
 
 
 def _ops():
-    global _functions, _view_functions
+    global _functions, _view_functions, _Tensor, _normalize_index
     if _functions is None:
         from .ops import inplace
         from .ops.indexing import GetItem
         from .ops.shape import Expand, Permute, Reshape
+        from .tensor import Tensor as _Tensor
+        from .tensor import _normalize_index
 
         _functions, _view_functions = inplace, (GetItem, Reshape, Permute, Expand)
     return _functions
@@ -121,6 +124,15 @@ class InPlaceMethods:
         return apply_in_place("clamp_", _ops().ClampInPlace, self, (), {"min": min, "max": max})
 
     clip_ = clamp_
+
+    # ------------------------------------------------------------------ indexing
+    def __setitem__(self, index, value):
+        """self[index] ← value, broadcast to the indexed region and cast to self's dtype (a float
+        into an integer tensor truncates, as in PyTorch). Recorded, as the other in-place ops,
+        when self or value requires grad in grad mode; an integer or boolean tensor has no
+        gradient, so a value that requires grad is written without one (as PyTorch)."""
+        function = _ops().SetItemInPlace
+        apply_in_place("setitem", function, self, (_setitem_value(self, value),), {"index": _normalize_index(index)})
 
     # ------------------------------------------------------------------ random
     def uniform_(self, from_=0.0, to=1.0, *, generator=None):
@@ -208,6 +220,18 @@ def _operand(tensor, name: str, other, alpha=1, result_kind: str | None = None):
         _check_kind(name, tensor, _number_kind(alpha))
     _check_broadcast(name, tensor, other)
     return other
+
+
+def _setitem_value(tensor, value):
+    """A setitem value as a Tensor: a number takes `tensor`'s dtype and device, an array or a list
+    is copied onto its device; a Tensor going into an integer or boolean tensor is cut from the
+    graph (no gradient reaches it there)."""
+    if isinstance(value, numbers.Number):
+        return tensor._operand(value)
+    if not isinstance(value, _Tensor):
+        value = _Tensor(value)
+        return value if value.device == tensor.device else value.to(tensor.device)
+    return value.detach() if tensor.data.dtype.kind not in "fc" and value.requires_grad else value
 
 
 def _number_kind(value) -> str:

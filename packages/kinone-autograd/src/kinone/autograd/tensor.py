@@ -139,6 +139,13 @@ class Tensor(InPlaceMethods):
     def is_cuda(self) -> bool:
         return backend.is_cuda_array(self.data)
 
+    @property
+    def is_cpu(self) -> bool:
+        return not backend.is_cuda_array(self.data)
+
+    # PyTorch's other device kinds (Intel GPUs, Apple's Metal): never in Kinone.
+    is_xpu = is_mps = property(lambda self: False, doc="Always False: Kinone has no XPU or MPS device.")
+
     def cuda(self, device=None) -> "Tensor":
         """This tensor on a CUDA device (`cuda:0` unless given); itself if already there."""
         return self.to(backend.cuda_device(device))
@@ -576,7 +583,9 @@ from .ops.matmul import matmul  # noqa: E402
 from .ops.reduction import Amax, Amin, LogSumExp, Mean, Sum, Var  # noqa: E402
 from .ops.shape import Expand, Permute, Reshape  # noqa: E402
 from .ops.softmax import LogSoftmax, Softmax  # noqa: E402
-from .ops import gather_scatter, reduction, shape, sorting, unary_math  # noqa: E402
+from .ops import conversion, gather_scatter, reduction, shape, sorting, triangular, unary_math  # noqa: E402
+from .ops import matmul as _matmul  # noqa: E402
+from . import creation  # noqa: E402  (after Tensor: it imports it)
 
 
 def _bind(module, *names: str) -> None:
@@ -591,4 +600,10 @@ _bind(gather_scatter, "gather", "scatter", "masked_fill")
 _bind(unary_math, "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "reciprocal", "rsqrt",
       "sign", "floor", "ceil", "round", "trunc")
 _bind(reduction, "prod", "cumsum", "norm")
-_bind(shape, "flip", "roll", "repeat", "split", "chunk")
+_bind(shape, "flip", "roll", "repeat", "split", "chunk", "narrow", "t")
+_bind(_matmul, "mm")
+_bind(triangular, "tril", "triu")
+_bind(creation, "new_tensor", "new_full", "new_zeros", "new_ones", "new_empty")
+Tensor.mT = property(shape.matrix_transpose, doc="The last two dims swapped (a batch of matrices transposed).")
+Tensor.type = conversion.tensor_type
+Tensor.__format__ = conversion.format_tensor

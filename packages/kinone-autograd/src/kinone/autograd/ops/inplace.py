@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import device_of
+from ..backend import device_of, get_array_module
 from ..function import Function
+from .indexing import _on_device
 
 
 def _private(other, y):
@@ -148,3 +149,51 @@ class RandomInPlace(Function):
     @staticmethod
     def backward(ctx, grad):
         return np.zeros_like(grad)
+
+
+def _sum_to(grad, shape: tuple):
+    """`grad`, shaped like the indexed region, summed to `shape` (the value's, which broadcast to
+    the region; numpy also lets a value carry extra leading 1s)."""
+    inner = shape[max(len(shape) - grad.ndim, 0):]
+    lead = grad.ndim - len(inner)
+    broadcast = (lead + i for i, size in enumerate(inner) if size == 1 and grad.shape[lead + i] != 1)
+    axes = (*range(lead), *broadcast)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+class SetItemInPlace(Function):
+    """y[index] ← v (`y[index] = v`: v broadcast to the shape of y[index], cast to y's dtype);
+    dL/dy = g with g[index] = 0 (the overwritten entries no longer reach the output);
+    dL/dv = g[index], summed over the dims along which v was broadcast.
+
+    `index` is anything NumPy indexing takes (ints, slices, None, Ellipsis, integer and
+    boolean arrays); with a repeated integer index the last write wins, as in NumPy, and each
+    repeat passes its gradient to v, as PyTorch's index_put_.
+    """
+
+    @staticmethod
+    def forward(ctx, y, value, *, index):
+        if type(y) is not np.ndarray:
+            index = _on_device(index, get_array_module(y))
+        ctx.index = index
+        try:
+            y[index] = value
+        except IndexError as error:
+            raise IndexError(f"setitem: index {index!r} is invalid for a tensor of shape {y.shape}: {error}") from None
+        except ValueError:
+            raise RuntimeError(f"setitem: a value of shape {value.shape} does not broadcast to the shape "
+                               f"{y[index].shape} of the indexed region of a tensor of shape {y.shape}") from None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        index = ctx.index
+        grad_y = grad_value = None
+        if ctx.needs_input_grad[0]:
+            grad_y = grad.copy()
+            grad_y[index] = 0
+        if ctx.needs_input_grad[1]:
+            grad_value = _sum_to(grad[index], ctx.input_shapes[1])
+        return grad_y, grad_value

@@ -173,3 +173,41 @@ def chunk(input, chunks: int, dim: int = 0) -> tuple:
     (axis,) = _dim_list(dim, input.ndim, "chunk")
     length = input.shape[axis]
     return split(input, max(-(-length // chunks), 1), dim)
+
+
+def narrow(input, dim: int, start, length: int):
+    """The view of `input` of `length` entries along `dim` from `start` (torch.narrow: a
+    negative start counts from the end; `start` may be a 0-d integer tensor). Served by
+    indexing, so its gradient is GetItem's."""
+    if input.ndim == 0:
+        raise RuntimeError("narrow: cannot be applied to a 0-dim tensor")
+    (axis,) = _dim_list(dim, input.ndim, "narrow")
+    size, start, length = input.shape[axis], int(start), int(length)
+    if not -size <= start <= size:
+        raise IndexError(f"narrow: start {start} is out of range for dim {dim} of size {size} "
+                         f"(expected in [{-size}, {size}])")
+    if start < 0:
+        start += size
+    if length < 0:
+        raise RuntimeError(f"narrow: length must be non-negative, got {length}")
+    if start + length > size:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dim {dim}'s size ({size})")
+    return _slice_along(input, axis, start, start + length)
+
+
+def t(input):
+    """`input` with its two dims swapped (torch.t): a 0-d or 1-D tensor as it is (a view),
+    a 3-D or larger one refused, as PyTorch."""
+    if input.ndim > 2:
+        raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, but the input is {input.ndim}-D "
+                           f"(shape {tuple(input.shape)}); use transpose(dim0, dim1) or .mT")
+    return Permute.apply(input, dims=tuple(reversed(range(input.ndim))))
+
+
+def matrix_transpose(input):
+    """`input.mT`: the last two dims swapped (a batch of matrices transposed)."""
+    if input.ndim < 2:
+        raise RuntimeError(f"mT: only supported on matrices or batches of matrices; got a {input.ndim}-D tensor")
+    dims = list(range(input.ndim))
+    dims[-2], dims[-1] = dims[-1], dims[-2]
+    return Permute.apply(input, dims=tuple(dims))
