@@ -201,7 +201,8 @@ def _check_can_change(name: str, tensor) -> None:
                                "operation (as PyTorch refuses it); change it inside `with no_grad():`")
         raise RuntimeError(
             f"{name}: in-place change of a view ({type(node).__name__}) of a tensor that requires grad is not supported "
-            "in Kinone (PyTorch rewrites the base's history, Kinone does not); clone() the view first, or change the base"
+            "in Kinone (PyTorch rewrites the base's history, Kinone does not); clone() the view first, or change the base "
+            "(y[index] += v: write y[index] = y[index] + v)"
         )
 
 
