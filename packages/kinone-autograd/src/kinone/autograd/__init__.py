@@ -16,6 +16,15 @@ from .tensor import Size, Tensor  # isort: skip
 from . import cuda
 from .backend import Device, device
 from .creation import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
     arange,
     as_tensor,
     cat,
@@ -81,9 +90,18 @@ uint8 = _np.uint8
 bool = _np.bool_
 
 __all__ = [
+    "BoolTensor",
+    "ByteTensor",
+    "CharTensor",
     "Device",
+    "DoubleTensor",
+    "FloatTensor",
     "Function",
     "GradcheckError",
+    "HalfTensor",
+    "IntTensor",
+    "LongTensor",
+    "ShortTensor",
     "Size",
     "Tensor",
     "TensorFunction",
