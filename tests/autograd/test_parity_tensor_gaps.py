@@ -91,7 +91,9 @@ def dtype_of(x, name):
 
 
 def _run(lib, fn, arrays, seed):
-    xs = [torch.tensor(x, requires_grad=True) if lib == "torch" else Tensor(x.copy(), requires_grad=True) for x in arrays]
+    make = (lambda x: torch.tensor(x, requires_grad=True)) if lib == "torch" else (
+        lambda x: Tensor(x.copy(), requires_grad=True))
+    xs = [make(x) for x in arrays]
     out = fn(*xs)
     g = np.random.default_rng(seed).standard_normal(tuple(out.shape))
     out.backward(torch.tensor(g, dtype=out.dtype) if lib == "torch" else Tensor(g.astype(out.dtype)))
@@ -153,8 +155,12 @@ def test_regression_poly_desc_formats_as_torch():
     """pytorch/examples' regression prints its polynomial with '{:+.2f}'.format(w) per 0-d row."""
     w = rng.standard_normal(4).astype(np.float32)
 
-    def poly_desc(W, b):
-        return "y = " + "".join(f"{'{:+.2f}'.format(c)} x^{i + 1} " for i, c in enumerate(W)) + "{:+.2f}".format(b[0])
+    def poly_desc(W, b):  # the example's own code
+        result = "y = "
+        for i, w in enumerate(W):
+            result += "{:+.2f} x^{} ".format(w, i + 1)  # noqa: UP032
+        result += "{:+.2f}".format(b[0])  # noqa: UP032
+        return result
 
     assert poly_desc(Tensor(w), Tensor(w[:1])) == poly_desc(torch.tensor(w), torch.tensor(w[:1]))
 
@@ -205,3 +211,13 @@ def test_errors_where_torch_raises(call):
         call(torch, torch.tensor(x))
     with pytest.raises((RuntimeError, IndexError)):
         call(ag, Tensor(x))
+
+
+@pytest.mark.parametrize("args", [(3,), (2, 3), ([1.7, 2.2],), ((4, 5),), ()])
+@pytest.mark.parametrize("name", ["FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor"])
+def test_legacy_constructors_match_torch(name, args):
+    k, t = getattr(ag, name)(*args), getattr(torch, name)(*args)
+    assert k.shape == tuple(t.shape) and k.type() == t.type()
+    assert isinstance(k, getattr(ag, name)) and isinstance(t, getattr(torch, name))
+    if len(args) == 1 and not isinstance(args[0], int):  # data, not a shape (torch leaves a shape uninitialised)
+        np.testing.assert_array_equal(k.numpy(), t.numpy())

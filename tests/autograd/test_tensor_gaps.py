@@ -70,7 +70,7 @@ def test_setitem_after_a_node_saved_the_tensor_fails_at_backward():
     y = a * 1.0
     out = (y * y).sum()  # Mul saved y
     y[0] = 0.0
-    with pytest.raises(RuntimeError, match="modified by an inplace operation|changed in place|version"):
+    with pytest.raises(RuntimeError, match=r"Mul: one of the variables needed for gradient computation has been modified by an in-place operation"):
         out.backward()
 
 
@@ -190,7 +190,7 @@ def test_type_names_and_casts():
     assert x.type(LongTensor).tolist() == [1, -2]
     y = x.type(ag.float64)
     assert y.dtype == np.float64 and y.grad_fn is not None  # differentiable between floating dtypes
-    with pytest.raises(TypeError, match="type: unknown tensor type 'torch.FancyTensor'"):
+    with pytest.raises(TypeError, match=r"type: unknown tensor type 'torch\.FancyTensor'"):
         x.type("torch.FancyTensor")
     with use_standin_cuda():
         z = x.detach().cuda()
@@ -200,7 +200,7 @@ def test_type_names_and_casts():
 
 
 def test_format():
-    assert "{:+.2f}".format(Tensor(np.float32(1.234))) == "+1.23"
+    assert "{:+.2f}".format(Tensor(np.float32(1.234))) == "+1.23"  # noqa: UP032 - the example's spelling
     assert f"{Tensor(np.array(3)):03d}" == "003"
     assert f"{ag.ones(2)}" == str(ag.ones(2))
 
@@ -231,3 +231,22 @@ def test_device_flags():
     with use_standin_cuda():
         g = x.cuda()
         assert (g.is_cpu, g.is_cuda, g.is_xpu, g.is_mps) == (False, True, False, False)
+
+
+# ---------------------------------------------------------------------- legacy constructors
+def test_legacy_constructors():
+    assert ag.LongTensor(3).tolist() == [0, 0, 0] and ag.LongTensor(2, 3).shape == (2, 3)
+    assert ag.LongTensor().shape == (0,) and ag.LongTensor(ag.Size([2, 2])).shape == (2, 2)
+    assert ag.LongTensor([1.7, -2.5]).tolist() == [1, -2] and ag.FloatTensor((2, 3)).tolist() == [2.0, 3.0]
+    t = ag.zeros(2)
+    assert ag.FloatTensor(t).data is t.data
+    assert isinstance(t, ag.FloatTensor) and not isinstance(t, ag.DoubleTensor) and not isinstance(3, ag.FloatTensor)
+    assert t.type(ag.LongTensor).type() == "torch.LongTensor" and ag.ByteTensor(1).dtype == np.uint8
+    # word_language_model's export_onnx: torch.LongTensor(seq_len * batch_size).zero_().view(-1, batch_size)
+    assert ag.LongTensor(6).zero_().view(-1, 2).shape == (3, 2)
+    with pytest.raises(TypeError, match="LongTensor: expected a tensor of dtype int64, got float32"):
+        ag.LongTensor(t)
+    with pytest.raises(RuntimeError, match="FloatTensor: legacy constructor expects device type: cpu"):
+        ag.FloatTensor(2, device="cuda")
+    with pytest.raises(TypeError, match="IntTensor: expected sizes"):
+        ag.IntTensor([1], [2])

@@ -294,3 +294,48 @@ def new_empty(self: Tensor, *size, dtype=None, device=None, requires_grad: bool 
     """A tensor of `size` (zeros, as `empty`), with this tensor's dtype and device unless given."""
     dtype, device = _own(self, dtype, device)
     return _filled(0, size, dtype, requires_grad, device)
+
+
+# ---------------------------------------------------------------------- legacy tensor types
+class _LegacyTensorType(type):
+    """The kind of `FloatTensor`, `LongTensor`, ...: PyTorch's legacy constructors. Calling one
+    makes a CPU Tensor of its dtype: `LongTensor(2, 3)` (a shape; zeros, as `empty`),
+    `LongTensor([1, 2])` (data), `LongTensor()` (empty), `LongTensor(t)` (t's data, when t has
+    that dtype). `isinstance(t, FloatTensor)` asks whether t is a float32 CPU tensor, and
+    `t.type(LongTensor)` casts to it, as in PyTorch."""
+
+    def __call__(cls, *args, device=None):
+        if device is not None and backend.Device(device).type != "cpu":
+            raise RuntimeError(f"{cls.__name__}: legacy constructor expects device type: cpu but device type: "
+                               f"{backend.Device(device).type} was passed")
+        if len(args) == 1 and isinstance(args[0], Tensor):
+            if args[0].dtype != cls.dtype:
+                raise TypeError(f"{cls.__name__}: expected a tensor of dtype {cls.dtype}, got {args[0].dtype}")
+            return args[0].detach()
+        shape_given = all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args)
+        if shape_given or (len(args) == 1 and type(args[0]).__name__ == "Size"):  # Kinone's Size or the facade's
+            return _filled(0, args or (0,), cls.dtype, False, None)
+        if len(args) != 1:
+            raise TypeError(f"{cls.__name__}: expected sizes (ints) or one sequence of data, got {args!r}")
+        return tensor(args[0], dtype=cls.dtype)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype and obj.is_cpu
+
+    def __repr__(cls) -> str:
+        return f"<class 'kinone.autograd.{cls.__name__}'>"
+
+
+def _legacy_type(name: str, dtype) -> type:
+    return _LegacyTensorType(name, (), {"dtype": np.dtype(dtype), "__module__": "kinone.autograd", "__slots__": ()})
+
+
+FloatTensor = _legacy_type("FloatTensor", np.float32)
+DoubleTensor = _legacy_type("DoubleTensor", np.float64)
+HalfTensor = _legacy_type("HalfTensor", np.float16)
+LongTensor = _legacy_type("LongTensor", np.int64)
+IntTensor = _legacy_type("IntTensor", np.int32)
+ShortTensor = _legacy_type("ShortTensor", np.int16)
+CharTensor = _legacy_type("CharTensor", np.int8)
+ByteTensor = _legacy_type("ByteTensor", np.uint8)
+BoolTensor = _legacy_type("BoolTensor", np.bool_)
