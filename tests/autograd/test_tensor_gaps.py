@@ -112,8 +112,11 @@ def test_setitem_on_the_standin_device_takes_a_host_index_and_values():
         x[Tensor(np.array([1]))] = 3.0
         x[0] = np.array([1.0, 2.0, 3.0], dtype=np.float32)
         x[:, 2] = [7.0, 8.0]
+        x[1, 0] = Tensor(np.float32(4.0))  # a 0-d CPU tensor, as PyTorch takes it
         assert x.is_cuda
-        np.testing.assert_array_equal(x.numpy(), [[1, 2, 7], [3, 3, 8]])
+        np.testing.assert_array_equal(x.numpy(), [[1, 2, 7], [4, 3, 8]])
+        with pytest.raises(RuntimeError, match="setitem: expected both tensors on one device; got cuda:0 and cpu"):
+            x[0] = ag.ones(3)
 
 
 # ---------------------------------------------------------------------- tril, triu

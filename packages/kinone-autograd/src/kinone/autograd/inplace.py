@@ -224,14 +224,17 @@ def _operand(tensor, name: str, other, alpha=1, result_kind: str | None = None):
 
 
 def _setitem_value(tensor, value):
-    """A setitem value as a Tensor: a number takes `tensor`'s dtype and device, an array or a list
-    is copied onto its device; a Tensor going into an integer or boolean tensor is cut from the
-    graph (no gradient reaches it there)."""
+    """A setitem value as a Tensor: a number takes `tensor`'s dtype and device; an array, a list or
+    a 0-d tensor is moved onto its device (another tensor on another device is refused, as
+    PyTorch); a Tensor going into an integer or boolean tensor is cut from the graph (no
+    gradient reaches it there)."""
     if isinstance(value, numbers.Number):
         return tensor._operand(value)
     if not isinstance(value, _Tensor):
         value = _Tensor(value)
         return value if value.device == tensor.device else value.to(tensor.device)
+    if value.ndim == 0 and value.device != tensor.device:
+        value = value.to(tensor.device)
     return value.detach() if tensor.data.dtype.kind not in "fc" and value.requires_grad else value
 
 
