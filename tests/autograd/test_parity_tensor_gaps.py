@@ -91,8 +91,11 @@ def dtype_of(x, name):
 
 
 def _run(lib, fn, arrays, seed):
-    make = (lambda x: torch.tensor(x, requires_grad=True)) if lib == "torch" else (
-        lambda x: Tensor(x.copy(), requires_grad=True))
+    make = (
+        (lambda x: torch.tensor(x, requires_grad=True))
+        if lib == "torch"
+        else (lambda x: Tensor(x.copy(), requires_grad=True))
+    )
     xs = [make(x) for x in arrays]
     out = fn(*xs)
     g = np.random.default_rng(seed).standard_normal(tuple(out.shape))
@@ -116,8 +119,10 @@ def test_values_and_gradients_match_torch(name):
             np.testing.assert_allclose(grad, t_grad, rtol=1e-12, atol=1e-12, err_msg=f"input {i}")
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool",
-                                   "complex64", "complex128"])
+@pytest.mark.parametrize(
+    "dtype",
+    ["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool", "complex64", "complex128"],
+)
 def test_type_names_match_torch(dtype):
     t = torch.zeros(2, dtype=getattr(torch, dtype))
     k = ag.zeros(2, dtype=np.dtype(dtype))
@@ -165,8 +170,16 @@ def test_regression_poly_desc_formats_as_torch():
     assert poly_desc(Tensor(w), Tensor(w[:1])) == poly_desc(torch.tensor(w), torch.tensor(w[:1]))
 
 
-@pytest.mark.parametrize("method, args", [("new_zeros", ((2, 3),)), ("new_ones", (2, 3)), ("new_empty", ((4,),)),
-                                          ("new_full", ((2, 2), 1.5)), ("new_tensor", ([[1.7, 2.0]],))])
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("new_zeros", ((2, 3),)),
+        ("new_ones", (2, 3)),
+        ("new_empty", ((4,),)),
+        ("new_full", ((2, 2), 1.5)),
+        ("new_tensor", ([[1.7, 2.0]],)),
+    ],
+)
 @pytest.mark.parametrize("dtype", ["float64", "int64"])
 def test_new_methods_match_torch(method, args, dtype):
     k_self, t_self = ag.zeros(1, dtype=np.dtype(dtype)), torch.zeros(1, dtype=getattr(torch, dtype))
@@ -198,13 +211,16 @@ def test_device_flags_match_torch():
     assert (k.is_cpu, k.is_cuda, k.is_xpu, k.is_mps) == (t.is_cpu, t.is_cuda, t.is_xpu, t.is_mps)
 
 
-@pytest.mark.parametrize("call", [
-    lambda lib, x: x.t() if x.ndim == 3 else x.mm(x),
-    lambda lib, x: x.narrow(0, 0, 5),
-    lambda lib, x: x.narrow(0, -4, 1),
-    lambda lib, x: lib.tril(x[0, 0]),
-    lambda lib, x: x[0, 0].mT,
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda lib, x: x.t() if x.ndim == 3 else x.mm(x),
+        lambda lib, x: x.narrow(0, 0, 5),
+        lambda lib, x: x.narrow(0, -4, 1),
+        lambda lib, x: lib.tril(x[0, 0]),
+        lambda lib, x: x[0, 0].mT,
+    ],
+)
 def test_errors_where_torch_raises(call):
     x = np.zeros((2, 3, 4))
     with pytest.raises((RuntimeError, IndexError)):

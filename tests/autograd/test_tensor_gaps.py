@@ -70,7 +70,10 @@ def test_setitem_after_a_node_saved_the_tensor_fails_at_backward():
     y = a * 1.0
     out = (y * y).sum()  # Mul saved y
     y[0] = 0.0
-    with pytest.raises(RuntimeError, match=r"Mul: one of the variables needed for gradient computation has been modified by an in-place operation"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Mul: one of the variables needed for gradient computation has been modified by an in-place operation",
+    ):
         out.backward()
 
 
@@ -156,12 +159,15 @@ def test_narrow_is_a_view_with_python_bounds():
     assert np.shares_memory(x.narrow(1, 0, 2).data, x.data)
 
 
-@pytest.mark.parametrize("args, error, message", [
-    ((0, 0, 4), RuntimeError, r"narrow: start \(0\) \+ length \(4\) exceeds dim 0's size \(3\)"),
-    ((0, 4, 0), IndexError, r"narrow: start 4 is out of range for dim 0 of size 3"),
-    ((0, 0, -1), RuntimeError, "narrow: length must be non-negative"),
-    ((2, 0, 1), IndexError, "narrow: dim 2 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        ((0, 0, 4), RuntimeError, r"narrow: start \(0\) \+ length \(4\) exceeds dim 0's size \(3\)"),
+        ((0, 4, 0), IndexError, r"narrow: start 4 is out of range for dim 0 of size 3"),
+        ((0, 0, -1), RuntimeError, "narrow: length must be non-negative"),
+        ((2, 0, 1), IndexError, "narrow: dim 2 is out of range"),
+    ],
+)
 def test_narrow_errors(args, error, message):
     with pytest.raises(error, match=message):
         ag.ones(3, 4).narrow(*args)

@@ -45,13 +45,15 @@ def _target(dtype) -> tuple:
     if short in _DTYPES and prefix in ("", "torch", "torch.cuda"):
         return _DTYPES[short], "cuda" if prefix == "torch.cuda" else "cpu"
     if name.startswith("torch."):
-        raise TypeError(f"type: unknown tensor type {name!r} "
-                        "(expected e.g. 'torch.FloatTensor' or 'torch.cuda.LongTensor')")
+        raise TypeError(
+            f"type: unknown tensor type {name!r} (expected e.g. 'torch.FloatTensor' or 'torch.cuda.LongTensor')"
+        )
     try:
         return np.dtype(dtype), None
     except TypeError:
-        raise TypeError(f"type: expected a dtype or a tensor type name such as 'torch.FloatTensor', "
-                        f"got {dtype!r}") from None
+        raise TypeError(
+            f"type: expected a dtype or a tensor type name such as 'torch.FloatTensor', got {dtype!r}"
+        ) from None
 
 
 def tensor_type(input, dtype=None, non_blocking: bool = False, **kwargs):

@@ -33,8 +33,10 @@ def triangle(g: GraphBuilder, call: Call):
         return
     (shape,), (dynamic,) = call.input_shapes, call.input_dynamic
     if any(dynamic[-2:]):
-        raise call.error(f"{'triu' if upper else 'tril'} of a matrix whose size changes with the input needs opset 14 "
-                         "(Trilu); export with opset=14 or later, or with dynamic_batch=False")
+        raise call.error(
+            f"{'triu' if upper else 'tril'} of a matrix whose size changes with the input needs opset 14 "
+            "(Trilu); export with opset=14 or later, or with dynamic_batch=False"
+        )
     rows, cols = shape[-2:]
     offsets = np.arange(cols)[None, :] - np.arange(rows)[:, None]
     keep = offsets >= diagonal if upper else offsets <= diagonal
@@ -66,8 +68,10 @@ def setitem(g: GraphBuilder, call: Call):
         g.node("Expand", [value, g.node("Shape", [y])], call.output)
         return
     if any(dynamic[d] for d in restricted):
-        raise call.error(f"x[index] = value restricts a dim whose size changes with the input (index {parts!r} "
-                         f"on shape {shape}); export with dynamic_batch=False (and dynamic_size=False)")
+        raise call.error(
+            f"x[index] = value restricts a dim whose size changes with the input (index {parts!r} "
+            f"on shape {shape}); export with dynamic_batch=False (and dynamic_size=False)"
+        )
     whole = [d for d in range(rank) if d not in restricted]
     order = restricted + whole
     picked = [np.arange(shape[d])[parts[d]] for d in restricted]  # per restricted dim, its positions (0-d for an int)
