@@ -9,6 +9,10 @@ configuration computes the same global batch of 2·B images (B = --batch) per st
 - `1 rank x 2 threads`: one process, batch 2·B, OpenBLAS with 2 threads;
 - `2 ranks x 1 thread`: `mpiexec -n 2`, batch B per rank, 1 thread each, gradients averaged
   with `kinone.distributed.DistributedOptimizer` (one Allreduce of ResNet-18's 46.8 MB);
+- `2 ranks x 1 thread, reduced after backward`: the same with `gradients.OVERLAP = False`;
+- `2 ranks x 1 thread, no reduction`: the ranks train apart, the baseline that holds what
+  two processes cost each other on one machine (memory bandwidth), so that the step's
+  difference to it is what the reduction costs;
 - `1 rank x 1 thread, batch B` for reference: one rank's share of the work alone.
 
 The step is what `cases_models.resnet18_train_step` times (zero_grad, forward in train mode,
@@ -50,8 +54,10 @@ TIMEOUT_SECONDS = 900
 
 
 # ---------------------------------------------------------------------------- rank side
-def worker(batch: int, size: int, steps: int) -> None:
-    """Time the training step on every rank; rank 0 prints one JSON line."""
+def worker(batch: int, size: int, steps: int, reduction: str = "overlap") -> None:
+    """Time the training step on every rank; rank 0 prints one JSON line. `reduction`:
+    "overlap" (the default path), "after" (OVERLAP off: all of it after backward) or "none"
+    (no reduction: what two processes cost each other by sharing the machine)."""
     import kinone.distributed as dist
     from kinone.nn.functional import cross_entropy
     from kinone.optim import SGD
@@ -72,6 +78,9 @@ def worker(batch: int, size: int, steps: int) -> None:
     params = optimizer.averaged_parameters
     from kinone.distributed import gradients
 
+    gradients.OVERLAP = reduction == "overlap"
+    reduce = dist.allreduce_gradients if reduction != "none" else (lambda parameters: None)
+
     def reducing_seconds() -> float:
         reducer = gradients._reducers.get(tuple(map(id, params)))
         return reducer.seconds if reducer is not None else 0.0
@@ -82,7 +91,7 @@ def worker(batch: int, size: int, steps: int) -> None:
         before = reducing_seconds()
         cross_entropy(model(x), target).backward()
         reduce_start = time.perf_counter()
-        dist.allreduce_gradients(params)
+        reduce(params)
         reduce_time = time.perf_counter() - reduce_start
         reducing = reducing_seconds() - before  # in backward's hooks and in allreduce_gradients
         optimizer.optimizer.step()
@@ -123,9 +132,9 @@ def _mpiexec() -> str:
     return found
 
 
-def run(ranks: int, threads: int, batch: int, size: int, steps: int) -> dict:
+def run(ranks: int, threads: int, batch: int, size: int, steps: int, reduction: str = "overlap") -> dict:
     env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
-    command = [sys.executable, str(Path(__file__).resolve()), "_worker", str(batch), str(size), str(steps)]
+    command = [sys.executable, str(Path(__file__).resolve()), "_worker", str(batch), str(size), str(steps), reduction]
     if ranks > 1:
         command = [_mpiexec(), "-n", str(ranks), *command]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
@@ -143,14 +152,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     configurations = [
-        ("1 rank x 2 threads", 1, 2, 2 * args.batch),
-        ("2 ranks x 1 thread", 2, 1, args.batch),
-        (f"1 rank x 1 thread, batch {args.batch} (one rank's share alone)", 1, 1, args.batch),
+        ("1 rank x 2 threads", 1, 2, 2 * args.batch, "overlap"),
+        ("2 ranks x 1 thread", 2, 1, args.batch, "overlap"),
+        ("2 ranks x 1 thread, reduced after backward", 2, 1, args.batch, "after"),
+        ("2 ranks x 1 thread, no reduction (baseline)", 2, 1, args.batch, "none"),
+        (f"1 rank x 1 thread, batch {args.batch} (one rank's share alone)", 1, 1, args.batch, "overlap"),
     ]
     results = {}
-    for name, ranks, threads, batch in configurations:
+    for name, ranks, threads, batch, reduction in configurations:
         print(f"  {name} ...", file=sys.stderr, flush=True)
-        results[name] = run(ranks, threads, batch, args.size, args.steps)
+        results[name] = run(ranks, threads, batch, args.size, args.steps, reduction)
 
     print(f"resnet18 training step, global batch {2 * args.batch} at {args.size}x{args.size}, "
           f"{args.steps} steps, medians (min)\n")
@@ -162,9 +173,11 @@ def main(argv=None) -> None:
         print(f"| {name} | {r['step_ms']:.0f} ({r['step_ms_min']:.0f}) | {r['reducing_ms']:.1f} | "
               f"{r['allreduce_in_step_ms']:.1f} | {r['allreduce_alone_ms']:.1f} | {100 * share:.1f}% |")
     one, two = results["1 rank x 2 threads"], results["2 ranks x 1 thread"]
-    alone = results[configurations[2][0]]
-    print(f"\n2 ranks x 1 thread against one rank's share alone: {two['step_ms'] - alone['step_ms']:+.0f} ms per step "
-          "(communication, waiting for the slower rank, and the two processes sharing memory bandwidth)")
+    after, baseline = results[configurations[2][0]], results[configurations[3][0]]
+    for name, r in (("overlapped", two), ("after backward", after)):
+        cost = r["step_ms"] - baseline["step_ms"]
+        print(f"\nthe reduction {name}: {cost:+.1f} ms per step against 2 ranks without reduction, "
+              f"{100 * cost / r['step_ms']:.1f}% of the step (the target: <= 5%)")
     print(f"\n2 ranks x 1 thread / 1 rank x 2 threads: {two['step_ms'] / one['step_ms']:.2f}x the time per global batch; "
           f"gradients {two['gradient_mb']:.1f} MB")
     if args.json:
@@ -173,6 +186,6 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])
     else:
         main()
