@@ -13,10 +13,14 @@ size the zip entry declares (more is an error, found after one extra byte); the 
 must agree with that size before anything is allocated; a deflated entry may not declare
 more than deflate can produce from its compressed size. So memory is bounded by the sizes
 the file declares, and those by what its bytes can hold. Pickled (object) arrays are refused.
+
+`save_bytes` / `load_bytes_with_metadata` are the same format in memory (for a caller that
+writes to or reads from an open file object): the bytes are read by the same bounded reader.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -123,6 +127,18 @@ def save(state_dict, path, metadata: dict | None = None) -> None:
     """Write `state_dict` (key -> array, Tensor or number) to `path` as `.npz`, atomically.
 
     Arrays on a CUDA device are copied to the host: files hold NumPy arrays only."""
+    arrays = _arrays_to_write(state_dict, metadata)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def save_bytes(state_dict, metadata: dict | None = None) -> bytes:
+    """The bytes `save` would write to a file, built in memory."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **_arrays_to_write(state_dict, metadata))
+    return buffer.getvalue()
+
+
+def _arrays_to_write(state_dict, metadata: dict | None) -> "OrderedDict[str, np.ndarray]":
     arrays = OrderedDict()
     for key, value in state_dict.items():
         if key == METADATA_KEY:
@@ -133,7 +149,7 @@ def save(state_dict, path, metadata: dict | None = None) -> None:
         arrays[key] = array
     if metadata is not None:
         arrays[METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    return arrays
 
 
 # ---------------------------------------------------------------------------- reading
@@ -142,6 +158,16 @@ def load_with_metadata(path) -> tuple["OrderedDict[str, np.ndarray]", dict | Non
     arrays = _read_npz(path)
     raw = arrays.pop(METADATA_KEY, None)
     return arrays, None if raw is None else _parse_metadata(raw, path)
+
+
+def load_bytes_with_metadata(data, name: str = "<bytes>") -> tuple["OrderedDict[str, np.ndarray]", dict | None]:
+    """`load_with_metadata` of a file's bytes (bytes, bytearray or memoryview) held in memory;
+    `name` names them in errors. No size the bytes declare is trusted, as for a path."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"load_bytes_with_metadata: {name}: expected bytes, bytearray or memoryview, got {type(data).__name__}")
+    arrays = _read_npz_file(io.BytesIO(data), name)
+    raw = arrays.pop(METADATA_KEY, None)
+    return arrays, None if raw is None else _parse_metadata(raw, name)
 
 
 def load(path) -> "OrderedDict[str, np.ndarray]":
@@ -178,9 +204,19 @@ def _read_npz(path, only: str | None = None) -> "OrderedDict[str, np.ndarray]":
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        file = open(path, "rb")
+    except OSError as error:
+        raise ValueError(f"load: {path} is not a readable Kinone .npz file ({error})") from None
+    with file:
+        return _read_npz_file(file, path, only)
+
+
+def _read_npz_file(file, path, only: str | None = None) -> "OrderedDict[str, np.ndarray]":
+    """The arrays of the `.npz` held by the seekable binary `file` (named `path` in errors)."""
     arrays: OrderedDict = OrderedDict()
     try:
-        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+        with zipfile.ZipFile(file) as archive:
             for info in archive.infolist():
                 where = f"load: {path}: member {info.filename!r}"
                 key = _array_key(info, where)
@@ -263,7 +299,7 @@ class _MemberStream:
             raise ValueError(f"{where}: no zip entry at offset {info.header_offset}")
         _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
         start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-        if start + info.compress_size > os.fstat(file.fileno()).st_size:
+        if start + info.compress_size > file.seek(0, os.SEEK_END):
             raise ValueError(f"{where} declares {info.compress_size} bytes of data past the end of the file")
         file.seek(start)
 
