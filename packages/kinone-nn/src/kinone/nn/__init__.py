@@ -38,6 +38,7 @@ from .layers.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, Ze
 from .layers.upsample import PixelShuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .layers.distance import CosineSimilarity
 from .layers.loss import BCELoss, KLDivLoss, L1Loss, SmoothL1Loss
+from . import modules
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -117,6 +118,7 @@ __all__ = [
     "init",
     "load",
     "load_with_metadata",
+    "modules",
     "save",
     "utils",
 ]
