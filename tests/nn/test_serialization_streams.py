@@ -49,12 +49,11 @@ def test_a_member_declaring_more_data_than_the_bytes_hold_is_refused():
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1 << 28,)})
     body = header.getvalue()
-    name = b"big.npy"
+    name, crc = b"big.npy", zlib.crc32(body)
     declared = len(body) + 4 * (1 << 28)  # a gigabyte the bytes do not hold
-    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(body), declared, declared, len(name), 0)
-    local += name + body
-    central = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, zlib.crc32(body), declared,
-                          declared, len(name), 0, 0, 0, 0, 0, 0) + name
+    sizes = (0x21, crc, declared, declared, len(name), 0)  # dos date, crc, compressed, size, name, extra
+    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, *sizes) + name + body
+    central = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, *sizes, 0, 0, 0, 0, 0) + name
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local), 0)
     with pytest.raises(ValueError, match="past the end of the file"):
         load_bytes_with_metadata(bytes(local + central + end), name="upload.pt")
