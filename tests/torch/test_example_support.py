@@ -115,10 +115,12 @@ def test_safe_globals_is_kept_and_restored():
     assert serialization.get_safe_globals() == before
 
 
-def test_saving_a_module_to_a_file_object_names_the_module_first(tmp_path):
-    refusal = r"obj is a Linear, which has no pickle-free form \(save its state_dict"
-    with open(tmp_path / "model.pt", "wb") as file, pytest.raises(TypeError, match=refusal):
-        torch.save(nn.Linear(2, 2), file)  # word_language_model's torch.save(model, f)
+def test_saving_a_module_to_a_file_object_writes_nothing_when_refused(tmp_path):
+    model = nn.Linear(2, 2)
+    model.scale = lambda x: x
+    with open(tmp_path / "model.pt", "wb") as file, pytest.raises(TypeError, match=r"obj\.scale is the function"):
+        torch.save(model, file)  # word_language_model's torch.save(model, f), with a lambda in the model
+    assert (tmp_path / "model.pt").read_bytes() == b""
 
 
 # ----------------------------------------------------------------------------- the tool

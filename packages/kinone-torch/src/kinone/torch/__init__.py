@@ -37,8 +37,10 @@ cuda = _autograd.cuda
 # StepLR` find these entries: the submodules are Kinone's modules themselves, not copies.
 for _name, _module in {"nn": nn, "nn.functional": _functional, "nn.init": nn.init, "optim": optim,
                        "optim.lr_scheduler": _lr_scheduler, "cuda": cuda,
-                       "nn.parallel": _parallel}.items():
+                       "nn.parallel": _parallel, "nn.modules": nn.modules}.items():
     _sys.modules.setdefault(f"{__name__}.{_name}", _module)
+for _name in nn.modules.__all__:  # `torch.nn.modules.rnn.LSTM`, as PyTorch's safe_globals lists name it
+    _sys.modules.setdefault(f"{__name__}.nn.modules.{_name}", getattr(nn.modules, _name))
 
 
 class Size(tuple):
