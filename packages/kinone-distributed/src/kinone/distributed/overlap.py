@@ -6,9 +6,9 @@ ready (rank 0's order is used everywhere); from then on it lays the gradients en
 one flat buffer in that order, cut into buckets of about BUCKET_BYTES.
 Each parameter gets a post-accumulate hook (`Tensor.register_post_accumulate_grad_hook`):
 when its gradient of the pass is complete, the hook copies it into its slot (while it is
-still in the caches; a transposed gradient becomes contiguous in the same pass), and when a
-bucket is full, the bucket is summed across ranks and divided there, in the middle of
-backward. `allreduce_gradients` then only reduces what is left and points every `.grad` at
+still in the caches; a transposed gradient becomes contiguous in the same pass; divided by
+the number of ranks in the same pass), and when a bucket is full, the bucket is summed
+across ranks there, in the middle of backward. `allreduce_gradients` then only reduces what is left and points every `.grad` at
 its slot of the averaged buffer (no copy back).
 
 Every rank reduces the buckets in index order, exactly once per step (a bucket that is full
@@ -47,6 +47,7 @@ class BucketReducer:
         self.bucket_of: dict = {}
         self.arrivals: list | None = []  # the first step only: the order gradients become ready
         self.index = {p: i for i, p in enumerate(params)}
+        self.scale = self.flat.dtype.type(1.0 / self.comm.Get_size())
         self.handles = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in params]
         self.seconds = 0.0  # time in the hooks and finish(), all steps (the benchmark reads it)
         self._new_step()
@@ -107,21 +108,23 @@ class BucketReducer:
         self.seconds += time.perf_counter() - start_time
 
     def _copy_in(self, p: Tensor) -> None:
+        """The gradient into its slot, divided by the number of ranks in the same pass (the
+        bucket's sum is then the average: no pass to divide after the Allreduce; for a power
+        of two ranks the result is bit for bit the same)."""
         slot, grad = self.slots[p], p.grad
         if grad is None:
             slot[...] = 0
-        elif not _same_memory(grad.data, slot):
-            np.copyto(slot, grad.data)
+        elif _same_memory(grad.data, slot):
+            slot *= self.scale
+        else:
+            np.multiply(grad.data, self.scale, out=slot)
         self.copied.add(p)
 
     def _reduce_next_bucket(self) -> None:
         start, stop, _ = self.buckets[self.next_bucket]
         chunk = BUCKET_BYTES // self.flat.itemsize
-        size = self.comm.Get_size()
         for at in range(start, stop, chunk):
-            part = self.flat[at:min(at + chunk, stop)]
-            self.comm.Allreduce(mpi().IN_PLACE, part)
-            part /= size
+            self.comm.Allreduce(mpi().IN_PLACE, self.flat[at:min(at + chunk, stop)])
         self.next_bucket += 1
 
     # ------------------------------------------------------------------ after backward
