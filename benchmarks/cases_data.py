@@ -109,8 +109,16 @@ def large_sample_root() -> Path:
 
     root = Path(tempfile.gettempdir()) / f"kinone-bench-nih-sample-{LARGE_PATIENTS}x{LARGE_IMAGE_SIZE}"
     if not (root / "Data_Entry_2017_v2020.csv").exists():
-        make_sample(root, n_patients=LARGE_PATIENTS, image_size=LARGE_IMAGE_SIZE, seed=0, overwrite=True,
-                    progress=False, workers=2, draw_size=256)
+        make_sample(
+            root,
+            n_patients=LARGE_PATIENTS,
+            image_size=LARGE_IMAGE_SIZE,
+            seed=0,
+            overwrite=True,
+            progress=False,
+            workers=2,
+            draw_size=256,
+        )
     return root
 
 
@@ -181,12 +189,20 @@ def _cached_loader(fw, augment, num_workers: int):
             labels = np.stack([s[1] for s in samples])
             return fw.from_numpy(augment(images, keys)), fw.from_numpy(labels)
 
-        return DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers, drop_last=True,
-                          collate_fn=collate)
+        return DataLoader(
+            dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers, drop_last=True, collate_fn=collate
+        )
     from kinone.data import DataLoader
 
-    return DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers, drop_last=True, seed=0,
-                      collate_fn=B.AugmentCollate(augment))
+    return DataLoader(
+        dataset,
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=num_workers,
+        drop_last=True,
+        seed=0,
+        collate_fn=B.AugmentCollate(augment),
+    )
 
 
 def nih1024_cache_rrc224_batch32_workers2(fw):

@@ -114,13 +114,20 @@ def worker(batch: int, size: int, steps: int, reduction: str = "overlap") -> Non
     slowest = slowest.max(axis=0)  # per step, the slowest rank
     if dist.is_main():
         gradient_mb = sum(p.data.nbytes for p in params) / 1e6
-        print(json.dumps({
-            "ranks": dist.world_size(), "batch_per_rank": batch, "gradient_mb": gradient_mb,
-            "step_ms": 1e3 * statistics.median(slowest[:, 0]), "step_ms_min": 1e3 * slowest[:, 0].min(),
-            "allreduce_in_step_ms": 1e3 * statistics.median(slowest[:, 1]),
-            "reducing_ms": 1e3 * statistics.median(slowest[:, 2]),
-            "allreduce_alone_ms": 1e3 * statistics.median(slowest[:, 3]),
-        }))
+        print(
+            json.dumps(
+                {
+                    "ranks": dist.world_size(),
+                    "batch_per_rank": batch,
+                    "gradient_mb": gradient_mb,
+                    "step_ms": 1e3 * statistics.median(slowest[:, 0]),
+                    "step_ms_min": 1e3 * slowest[:, 0].min(),
+                    "allreduce_in_step_ms": 1e3 * statistics.median(slowest[:, 1]),
+                    "reducing_ms": 1e3 * statistics.median(slowest[:, 2]),
+                    "allreduce_alone_ms": 1e3 * statistics.median(slowest[:, 3]),
+                }
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -163,23 +170,33 @@ def main(argv=None) -> None:
         print(f"  {name} ...", file=sys.stderr, flush=True)
         results[name] = run(ranks, threads, batch, args.size, args.steps, reduction)
 
-    print(f"resnet18 training step, global batch {2 * args.batch} at {args.size}x{args.size}, "
-          f"{args.steps} steps, medians (min)\n")
-    print("| configuration | ms per step | reducing ms (in backward + after) | after backward ms | "
-          "plain reduction alone ms | reducing share of the step |")
+    print(
+        f"resnet18 training step, global batch {2 * args.batch} at {args.size}x{args.size}, "
+        f"{args.steps} steps, medians (min)\n"
+    )
+    print(
+        "| configuration | ms per step | reducing ms (in backward + after) | after backward ms | "
+        "plain reduction alone ms | reducing share of the step |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         share = r["reducing_ms"] / r["step_ms"] if r["ranks"] > 1 else 0.0
-        print(f"| {name} | {r['step_ms']:.0f} ({r['step_ms_min']:.0f}) | {r['reducing_ms']:.1f} | "
-              f"{r['allreduce_in_step_ms']:.1f} | {r['allreduce_alone_ms']:.1f} | {100 * share:.1f}% |")
+        print(
+            f"| {name} | {r['step_ms']:.0f} ({r['step_ms_min']:.0f}) | {r['reducing_ms']:.1f} | "
+            f"{r['allreduce_in_step_ms']:.1f} | {r['allreduce_alone_ms']:.1f} | {100 * share:.1f}% |"
+        )
     one, two = results["1 rank x 2 threads"], results["2 ranks x 1 thread"]
     after, baseline = results[configurations[2][0]], results[configurations[3][0]]
     for name, r in (("overlapped", two), ("after backward", after)):
         cost = r["step_ms"] - baseline["step_ms"]
-        print(f"\nthe reduction {name}: {cost:+.1f} ms per step against 2 ranks without reduction, "
-              f"{100 * cost / r['step_ms']:.1f}% of the step (the target: <= 5%)")
-    print(f"\n2 ranks x 1 thread / 1 rank x 2 threads: {two['step_ms'] / one['step_ms']:.2f}x the time per global batch; "
-          f"gradients {two['gradient_mb']:.1f} MB")
+        print(
+            f"\nthe reduction {name}: {cost:+.1f} ms per step against 2 ranks without reduction, "
+            f"{100 * cost / r['step_ms']:.1f}% of the step (the target: <= 5%)"
+        )
+    print(
+        f"\n2 ranks x 1 thread / 1 rank x 2 threads: {two['step_ms'] / one['step_ms']:.2f}x the time per global batch; "
+        f"gradients {two['gradient_mb']:.1f} MB"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

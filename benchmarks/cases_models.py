@@ -108,7 +108,8 @@ def efficientnet_b0_train_step(fw):
 
 
 def densenet121_train_step_224(fw):
-    """densenet121 training step, (8, 3, 224, 224) float32 (CheXNet's network and size): forward, cross-entropy, backward, SGD-momentum step."""
+    """densenet121 training step, (8, 3, 224, 224) float32 (CheXNet's network and size):
+    forward, cross-entropy, backward, SGD-momentum step."""
     return _training_step(fw, "densenet121", 8, 224)
 
 

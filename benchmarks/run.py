@@ -64,8 +64,9 @@ def load_cases(group: str) -> list[Case]:
 def load_framework(name: str):
     """Import the framework a child measures; return (namespace, version/BLAS info)."""
     if name == "kinone":
-        import kinone.autograd as fw
         import numpy as np
+
+        import kinone.autograd as fw
 
         return fw, {"version": fw.__version__, "numpy": np.__version__, "blas": numpy_blas()}
     if name == "torch":
@@ -110,7 +111,7 @@ def numpy_blas() -> str:
     try:  # NumPy >= 1.25 without threadpoolctl: the build-time record
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
-    except Exception:  # noqa: BLE001 - only descriptive text is lost
+    except Exception:
         return "unknown"
 
 

@@ -25,10 +25,16 @@ class DigitsCNN(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
             nn.MaxPool2d(2),  # 8x8 -> 4x4
-            nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, num_classes))
@@ -80,8 +86,10 @@ def train(epochs: int = 8, batch_size: int = 64, lr: float = 0.05, seed: int = 0
             losses.append(loss.item())
         if verbose:
             accuracy = evaluate(model, x_test, y_test)
-            print(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, test accuracy {accuracy:.4f}, "
-                  f"{time.perf_counter() - start:.1f} s")
+            print(
+                f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, test accuracy {accuracy:.4f}, "
+                f"{time.perf_counter() - start:.1f} s"
+            )
     return evaluate(model, x_test, y_test)
 
 

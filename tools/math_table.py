@@ -57,8 +57,12 @@ def applied_functions(fn, seen: set | None = None) -> list[type]:
     if not found and _delegates(tree):
         arguments = set(inspect.signature(fn).parameters)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id in arguments):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in arguments
+            ):
                 method = getattr(Tensor, node.func.attr, None)
                 if inspect.isfunction(method):
                     found += applied_functions(method, seen)
@@ -92,7 +96,9 @@ def rows() -> list[tuple[str, str, str]]:
         fn = getattr(F, name)
         classes = applied_functions(fn)
         functions = ", ".join(f"`{c.__name__}`" for c in classes) or "composes other ops"
-        files = dict.fromkeys(_link(inspect.getsourcefile(c)) for c in classes) or {_link(inspect.getsourcefile(fn)): None}
+        files = dict.fromkeys(_link(inspect.getsourcefile(c)) for c in classes) or {
+            _link(inspect.getsourcefile(fn)): None
+        }
         out.append((f"`{name}`", functions, ", ".join(files)))
     return out
 
@@ -104,8 +110,12 @@ def _link(path: str) -> str:
 
 
 def table() -> str:
-    lines = [BEGIN, "", "| op (`kinone.nn.functional`) | Function (forward and gradient math in its docstring) | file |",
-             "| --- | --- | --- |"]
+    lines = [
+        BEGIN,
+        "",
+        "| op (`kinone.nn.functional`) | Function (forward and gradient math in its docstring) | file |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {op} | {functions} | {file} |" for op, functions, file in rows()]
     return "\n".join(lines + ["", END])
 
@@ -114,7 +124,7 @@ def readme_table(text: str) -> str | None:
     """The generated block of the README's text, or None."""
     if BEGIN not in text or END not in text:
         return None
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+    return text[text.index(BEGIN) : text.index(END) + len(END)]
 
 
 def main(argv: list[str]) -> int:

@@ -28,8 +28,13 @@ CASES = [("resnet18", 256), ("efficientnet_b0", 128)]
 
 
 def _sync(xp):
-    if xp is not None and hasattr(xp, "cuda") and hasattr(xp.cuda, "Stream") and hasattr(xp.cuda.Stream, "null") \
-            and xp.cuda.Stream.null is not None:
+    if (
+        xp is not None
+        and hasattr(xp, "cuda")
+        and hasattr(xp.cuda, "Stream")
+        and hasattr(xp.cuda.Stream, "null")
+        and xp.cuda.Stream.null is not None
+    ):
         xp.cuda.Stream.null.synchronize()
 
 
@@ -134,15 +139,20 @@ def main(argv=None) -> int:
                         print(f"{framework} {name} {row['precision']}: {type(error).__name__}: {error}", flush=True)
                         row[framework] = float("nan")
                 rows.append(row)
-                print(f"{name:<16} batch {batch:<4} {row['precision']}: kinone {row['kinone']:8.1f} img/s   "
-                      f"torch {row['torch']:8.1f} img/s   ratio {row['kinone'] / row['torch']:.3f}", flush=True)
+                print(
+                    f"{name:<16} batch {batch:<4} {row['precision']}: kinone {row['kinone']:8.1f} img/s   "
+                    f"torch {row['torch']:8.1f} img/s   ratio {row['kinone'] / row['torch']:.3f}",
+                    flush=True,
+                )
         overhead = per_op_overhead(200 if args.standin else 2000, 3 if args.standin else args.repeat, sync)
     print()
-    print(f"| model | batch | precision | Kinone img/s | PyTorch img/s | Kinone / PyTorch |")
-    print(f"| --- | ---: | --- | ---: | ---: | ---: |")
+    print("| model | batch | precision | Kinone img/s | PyTorch img/s | Kinone / PyTorch |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['model']} | {row['batch']} | {row['precision']} | {row['kinone']:.1f} | {row['torch']:.1f} | "
-              f"{row['kinone'] / row['torch']:.3f} |")
+        print(
+            f"| {row['model']} | {row['batch']} | {row['precision']} | {row['kinone']:.1f} | {row['torch']:.1f} | "
+            f"{row['kinone'] / row['torch']:.3f} |"
+        )
     print(f"\nKinone per-op overhead on the device (tiny mul/add chain, forward + backward): {overhead:.1f} us/op")
     return 0
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kinone.autograd import (Function, Tensor, TensorFunction, backend, gradcheck, no_grad,
-                             once_differentiable, trace)
+from kinone.autograd import Function, Tensor, TensorFunction, backend, gradcheck, no_grad, once_differentiable, trace
 
 rng = np.random.default_rng(11)
 
@@ -128,8 +127,11 @@ def test_saved_tensors_refuses_a_tensor_changed_in_place():
     h = x * 1.0
     y = Square.apply(h)
     h.add_(1.0)
-    with pytest.raises(RuntimeError, match=r"Square: .*modified by an in-place operation: saved tensor 0 of shape \(3,\) "
-                                           r"was saved at version 0; it is now at version 1"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Square: .*modified by an in-place operation: saved tensor 0 of shape \(3,\) "
+        r"was saved at version 0; it is now at version 1",
+    ):
         y.sum().backward()
 
 
@@ -167,11 +169,14 @@ def test_mark_non_differentiable():
     assert not out.requires_grad and out.grad_fn is None
 
 
-@pytest.mark.parametrize("returned, message", [
-    (lambda g: g, r"Bad.backward returned 1 gradients; expected 2, one per argument of forward"),
-    (lambda g: (g, g), r"Bad.backward returned a gradient for argument 1, which is not a Tensor"),
-    (lambda g: (g, None, g), r"Bad.backward returned 3 gradients; expected 2"),
-])
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        (lambda g: g, r"Bad.backward returned 1 gradients; expected 2, one per argument of forward"),
+        (lambda g: (g, g), r"Bad.backward returned a gradient for argument 1, which is not a Tensor"),
+        (lambda g: (g, None, g), r"Bad.backward returned 3 gradients; expected 2"),
+    ],
+)
 def test_wrong_backward_returns_are_named(returned, message):
     class Bad(TensorFunction):
         """y = x;  dL/dx = g."""
@@ -324,7 +329,10 @@ def test_the_extending_pytorch_examples_match_torch(with_bias):
 def test_a_non_leaf_saved_and_changed_raises_in_both():
     torch = pytest.importorskip("torch")
     TorchExp, _ = _torch_examples(torch)
-    for fn, make in ((Exp, lambda a: Tensor(a, requires_grad=True)), (TorchExp, lambda a: torch.tensor(a, requires_grad=True))):
+    for fn, make in (
+        (Exp, lambda a: Tensor(a, requires_grad=True)),
+        (TorchExp, lambda a: torch.tensor(a, requires_grad=True)),
+    ):
         y = fn.apply(make(rng.standard_normal(3)) * 1.0)
         y.add_(1.0)
         with pytest.raises(RuntimeError, match=r"modified by an in-?place operation"):

@@ -51,6 +51,7 @@ def test_cuda_is_not_available_without_cupy_and_is_with_the_standin():
 def test_asking_for_cuda_without_cupy_names_the_extras():
     try:
         import cupy  # noqa: F401
+
         pytest.skip("CuPy is installed")
     except ImportError:
         pass
@@ -163,7 +164,9 @@ def test_random_factories_on_a_device_use_its_generator(standin):
 # ---------------------------------------------------------------------- mixing devices
 def test_an_op_on_two_devices_names_the_op_and_both_devices(standin):
     a, b = ag.tensor([1.0, 2.0]), ag.tensor([1.0, 2.0], device="cuda")
-    with pytest.raises(RuntimeError, match=r"^Add: expected all inputs on one device; got input 0 on cpu, input 1 on cuda:0"):
+    with pytest.raises(
+        RuntimeError, match=r"^Add: expected all inputs on one device; got input 0 on cpu, input 1 on cuda:0"
+    ):
         a + b
     with pytest.raises(RuntimeError, match=r"^MatMul: .*input 0 on cuda:0, input 1 on cpu"):
         b @ a

@@ -16,7 +16,9 @@ import pytest
 from kinone.autograd import Function, GradcheckError, Tensor, backend, gradcheck
 from kinone.autograd.testing import device_parity
 
-_spec = importlib.util.spec_from_file_location("kinone_autograd_gradcheck_samples", Path(__file__).parent / "test_gradcheck.py")
+_spec = importlib.util.spec_from_file_location(
+    "kinone_autograd_gradcheck_samples", Path(__file__).parent / "test_gradcheck.py"
+)
 _module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_module)
 CASES = _module.CASES
@@ -28,13 +30,17 @@ def standin_cuda():
         yield
 
 
-@pytest.mark.parametrize("function, sample", [(cls, s) for cls, _, s in CASES], ids=[f"{cls.__name__}-{i}" for cls, i, _ in CASES])
+@pytest.mark.parametrize(
+    "function, sample", [(cls, s) for cls, _, s in CASES], ids=[f"{cls.__name__}-{i}" for cls, i, _ in CASES]
+)
 def test_function_on_the_standin_device_matches_the_cpu(function, sample):
     fn, inputs = sample[0], sample[1]
     device_parity(fn, inputs)
 
 
-@pytest.mark.parametrize("function, sample", [(cls, s) for cls, _, s in CASES], ids=[f"{cls.__name__}-{i}" for cls, i, _ in CASES])
+@pytest.mark.parametrize(
+    "function, sample", [(cls, s) for cls, _, s in CASES], ids=[f"{cls.__name__}-{i}" for cls, i, _ in CASES]
+)
 def test_gradcheck_on_the_standin_device(function, sample):
     fn, inputs, options = sample if len(sample) == 3 else (*sample, {})
     tensors = [Tensor(x, requires_grad=True).cuda() for x in inputs]

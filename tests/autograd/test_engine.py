@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import kinone.autograd as ag
-from kinone.autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from kinone.autograd import Function, enable_grad, is_grad_enabled, no_grad, tensor
 
 
 def test_a_100000_op_chain_backpropagates_without_recursion():
@@ -100,7 +100,9 @@ def test_nodes_do_not_keep_intermediate_tensors_alive():
 def test_non_scalar_backward_needs_an_explicit_gradient():
     x = tensor(np.ones((2, 2)), requires_grad=True)
     y = x * 2
-    with pytest.raises(RuntimeError, match=r"grad can be implicitly created only for scalar outputs; got shape \(2, 2\)"):
+    with pytest.raises(
+        RuntimeError, match=r"grad can be implicitly created only for scalar outputs; got shape \(2, 2\)"
+    ):
         y.backward()
     y.backward(np.full((2, 2), 0.5))
     assert np.all(x.grad.data == 1)

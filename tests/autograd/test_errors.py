@@ -19,9 +19,17 @@ def test_matmul_shape_mismatch_names_the_op_and_both_shapes():
         ag.zeros(()) @ ag.zeros(3)
 
 
-@pytest.mark.parametrize("op, name", [(lambda a, b: a + b, "add"), (lambda a, b: a - b, "sub"),
-                                      (lambda a, b: a * b, "mul"), (lambda a, b: a / b, "div"),
-                                      (lambda a, b: a**b, "pow"), (ag.maximum, "maximum")])
+@pytest.mark.parametrize(
+    "op, name",
+    [
+        (lambda a, b: a + b, "add"),
+        (lambda a, b: a - b, "sub"),
+        (lambda a, b: a * b, "mul"),
+        (lambda a, b: a / b, "div"),
+        (lambda a, b: a**b, "pow"),
+        (ag.maximum, "maximum"),
+    ],
+)
 def test_broadcast_mismatch_names_the_op_and_both_shapes(op, name):
     with pytest.raises(ValueError, match=rf"{name}: shapes \(2, 3\) and \(4,\) cannot be broadcast together"):
         op(ag.ones(2, 3), ag.ones(4))
@@ -44,7 +52,9 @@ def test_requires_grad_on_integer_tensor():
 
 def test_shape_op_errors():
     x = ag.zeros(2, 3)
-    with pytest.raises(ValueError, match=r"reshape: cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"reshape: cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4, 2\)"
+    ):
         x.reshape(4, 2)
     with pytest.raises(ValueError, match=r"expand: a tensor of shape \(2, 3\) cannot be expanded to \(4, 3\)"):
         x.expand(4, 3)

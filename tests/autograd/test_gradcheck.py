@@ -80,7 +80,9 @@ SAMPLES: dict[type, list] = {
         (lambda a: a.clip(min=0.2), [np.array([-1.0, 0.5, 1.5])]),
     ],
     # To the CPU and back to the input's device (on the CPU: two copies; on a device: two moves).
-    device.ToDevice: [(lambda a: ToDevice.apply(ToDevice.apply(a, device=Device("cpu")) * 2, device=a.device), [r(3, 2)])],
+    device.ToDevice: [
+        (lambda a: ToDevice.apply(ToDevice.apply(a, device=Device("cpu")) * 2, device=a.device), [r(3, 2)])
+    ],
     # float32 in the middle: a larger step keeps the rounding error (~1e-7) below tolerance.
     elementwise.Cast: [(lambda a: a.to(np.float32).exp().to(np.float64), [r(3)], {"eps": 1e-2, "rtol": 1e-3})],
     reduction.Sum: [
@@ -198,7 +200,9 @@ def test_every_function_has_a_gradcheck_sample():
 def test_every_function_has_a_docstring_with_its_math():
     for cls in functions_in("kinone.autograd"):
         doc = cls.__doc__ or ""
-        assert "y =" in doc and "dL/d" in doc, f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
+        assert "y =" in doc and "dL/d" in doc, (
+            f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
+        )
 
 
 CASES = [(cls, i, sample) for cls, samples in SAMPLES.items() for i, sample in enumerate(samples)]

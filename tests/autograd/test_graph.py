@@ -21,15 +21,28 @@ def test_one_node_per_function_and_leaf_in_data_flow_order():
     w, b, y = _tiny()
     graph = build_graph(y, names={w: "w", b: "b"})
     titles = [(n.kind, n.title) for n in graph.nodes]
-    assert titles == [("constant", "no grad"), ("leaf", "w"), ("function", "MatMul"), ("leaf", "b"),
-                      ("function", "Add"), ("function", "ReLU"), ("function", "Sum")]
+    assert titles == [
+        ("constant", "no grad"),
+        ("leaf", "w"),
+        ("function", "MatMul"),
+        ("leaf", "b"),
+        ("function", "Add"),
+        ("function", "ReLU"),
+        ("function", "Sum"),
+    ]
     shapes = [n.shape for n in graph.nodes]
     assert shapes == [(2, 3), (3, 4), (2, 4), (4,), (2, 4), (2, 4), ()]
     assert {n.dtype for n in graph.nodes} == {"float32"}
     ids = {n.title: n.id for n in graph.nodes}
     # every edge goes from an earlier node to a later one, a node's inputs in their order
-    assert graph.edges == [("n0", ids["MatMul"]), (ids["w"], ids["MatMul"]), (ids["MatMul"], ids["Add"]),
-                           (ids["b"], ids["Add"]), (ids["Add"], ids["ReLU"]), (ids["ReLU"], ids["Sum"])]
+    assert graph.edges == [
+        ("n0", ids["MatMul"]),
+        (ids["w"], ids["MatMul"]),
+        (ids["MatMul"], ids["Add"]),
+        (ids["b"], ids["Add"]),
+        (ids["Add"], ids["ReLU"]),
+        (ids["ReLU"], ids["Sum"]),
+    ]
     assert graph.node(ids["MatMul"]).function == "kinone.autograd.ops.matmul.MatMul"
 
 
@@ -86,21 +99,28 @@ def test_clusters_and_module_nodes_round_trip():
     w, _b, y = _tiny()
     graph = build_graph(y, names={w: "w"})
     graph.nodes[1].cluster = graph.nodes[2].cluster = "layer1.0"
-    graph.nodes[4].kind, graph.nodes[4].parameters, graph.nodes[4].detail = "module", ("a.weight", "a.bias"), "Block · 3 ops"
+    graph.nodes[4].kind, graph.nodes[4].parameters, graph.nodes[4].detail = (
+        "module",
+        ("a.weight", "a.bias"),
+        "Block · 3 ops",
+    )
     text = graph.to_dot()
     assert "subgraph cluster_0" in text
     assert parse_dot(text) == graph
 
 
-@pytest.mark.parametrize("text, message", [
-    ("graph g { }", "expected a digraph"),
-    ("digraph g { n0 [label=\"a\"]; n0 -> n1; }", "undeclared node n1"),
-    ("digraph g { n0 [label=\"a\"] }", "expected ';'"),
-    ("digraph g { n0 [label=\"a\"]; } x", "after the graph"),
-    ("digraph g { n0 [kinone_kind=\"other\"]; }", "unknown kinone_kind"),
-    ("digraph g { n0 @ }", "unexpected character '@' on line 1"),
-    ("digraph g {", "ended"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("graph g { }", "expected a digraph"),
+        ('digraph g { n0 [label="a"]; n0 -> n1; }', "undeclared node n1"),
+        ('digraph g { n0 [label="a"] }', "expected ';'"),
+        ('digraph g { n0 [label="a"]; } x', "after the graph"),
+        ('digraph g { n0 [kinone_kind="other"]; }', "unknown kinone_kind"),
+        ("digraph g { n0 @ }", "unexpected character '@' on line 1"),
+        ("digraph g {", "ended"),
+    ],
+)
 def test_text_outside_the_written_subset_is_refused(text, message):
     with pytest.raises(ValueError, match=message):
         parse_dot(text)

@@ -156,9 +156,18 @@ def test_changing_an_unsaved_intermediate_is_fine():
 
 def test_every_op_bumps_the_version_once():
     x = tensor(np.ones((2, 2)))
-    ops = [lambda: x.add_(1.0), lambda: x.sub_(1.0), lambda: x.mul_(2.0), lambda: x.div_(2.0), lambda: x.zero_(),
-           lambda: x.fill_(3.0), lambda: x.copy_(tensor([1.0, 2.0])), lambda: x.clamp_(0.0, 1.0),
-           lambda: x.uniform_(), lambda: x.normal_()]
+    ops = [
+        lambda: x.add_(1.0),
+        lambda: x.sub_(1.0),
+        lambda: x.mul_(2.0),
+        lambda: x.div_(2.0),
+        lambda: x.zero_(),
+        lambda: x.fill_(3.0),
+        lambda: x.copy_(tensor([1.0, 2.0])),
+        lambda: x.clamp_(0.0, 1.0),
+        lambda: x.uniform_(),
+        lambda: x.normal_(),
+    ]
     for count, op in enumerate(ops, start=1):
         op()
         assert x._version == count
@@ -172,14 +181,17 @@ def test_a_view_shares_the_bump():
     np.testing.assert_array_equal(w.data[0], [0.0, 0.0, 0.0])
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda i: i.add_(1.5), "result type Float can't be cast to the desired output type int64"),
-    (lambda i: i.mul_(tensor([0.5, 0.5])), "result type Float can't be cast"),
-    (lambda i: i.div_(2), "result type Float can't be cast"),
-    (lambda i: i.add_(1, alpha=0.5), "alpha must not be a floating point number"),
-    (lambda i: i.clamp_(0.5, 2.5), "result type Float can't be cast"),
-    (lambda i: i.uniform_(), "only floating-point tensors"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda i: i.add_(1.5), "result type Float can't be cast to the desired output type int64"),
+        (lambda i: i.mul_(tensor([0.5, 0.5])), "result type Float can't be cast"),
+        (lambda i: i.div_(2), "result type Float can't be cast"),
+        (lambda i: i.add_(1, alpha=0.5), "alpha must not be a floating point number"),
+        (lambda i: i.clamp_(0.5, 2.5), "result type Float can't be cast"),
+        (lambda i: i.uniform_(), "only floating-point tensors"),
+    ],
+)
 def test_integer_tensors_refuse_a_float_result(change, message):
     i = tensor([1, 2])
     with pytest.raises((RuntimeError, NotImplementedError), match=re.escape(message)):
@@ -206,7 +218,10 @@ def test_dtype_is_kept():
 
 def test_the_result_keeps_the_tensors_shape():
     x = tensor(np.zeros((2, 3)))
-    with pytest.raises(RuntimeError, match=r"add_: the other operand's shape \(4, 2, 3\) does not broadcast to the tensor's shape \(2, 3\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"add_: the other operand's shape \(4, 2, 3\) does not broadcast to the tensor's shape \(2, 3\)",
+    ):
         x.add_(tensor(np.ones((4, 2, 3))))
     with pytest.raises(RuntimeError, match=r"copy_: .*\(2,\) does not broadcast"):
         x.copy_(tensor([1.0, 2.0]))

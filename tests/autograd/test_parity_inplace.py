@@ -71,7 +71,7 @@ def _run(lib, fn, arrays, cotangent_seed):
     g = np.random.default_rng(cotangent_seed).standard_normal(tuple(out.shape))
     out.backward(torch.tensor(g) if lib == "torch" else Tensor(g))
     value = out.detach().numpy() if lib == "torch" else out.numpy()
-    grads = [None if x.grad is None else (x.grad.numpy() if lib == "torch" else x.grad.numpy()) for x in xs]
+    grads = [None if x.grad is None else x.grad.numpy() for x in xs]
     return value, str(out.dtype).replace("torch.", ""), grads
 
 
@@ -97,13 +97,16 @@ def _same_dtype_result(fn, dtype_k, dtype_t, value):
     np.testing.assert_array_equal(k.numpy(), t.numpy())
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: x.add_(2),
-    lambda x: x.fill_(1.7),
-    lambda x: x.clamp_(0, 2),
-    lambda x: x.mul_(3),
-    lambda x: x.sub_(1, alpha=2),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.add_(2),
+        lambda x: x.fill_(1.7),
+        lambda x: x.clamp_(0, 2),
+        lambda x: x.mul_(3),
+        lambda x: x.sub_(1, alpha=2),
+    ],
+)
 def test_integer_results_match_torch(fn):
     _same_dtype_result(fn, np.int64, torch.int64, [1, 2, 3])
 
@@ -116,13 +119,16 @@ def test_float32_keeps_float32_with_a_float64_operand():
     np.testing.assert_array_equal(k.numpy(), t.numpy())
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: x.add_(1.5),
-    lambda x: x.div_(2),
-    lambda x: x.mul_(1.5),
-    lambda x: x.clamp_(0.5, 2.5),
-    lambda x: x.add_(1, alpha=0.5),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.add_(1.5),
+        lambda x: x.div_(2),
+        lambda x: x.mul_(1.5),
+        lambda x: x.clamp_(0.5, 2.5),
+        lambda x: x.add_(1, alpha=0.5),
+    ],
+)
 def test_integer_tensors_refuse_float_results_where_torch_does(fn):
     with pytest.raises(RuntimeError):
         fn(torch.tensor([1, 2]))
@@ -134,8 +140,10 @@ def _both(build):
     """Run build(lib, make_leaf) in both libraries; return the two exceptions (or None)."""
     errors = []
     for lib in ("kinone", "torch"):
+
         def leaf(x, lib=lib):
             return torch.tensor(x, requires_grad=True) if lib == "torch" else Tensor(x.copy(), requires_grad=True)
+
         no_grad_block = torch.no_grad if lib == "torch" else no_grad
         try:
             build(leaf, no_grad_block)
@@ -190,15 +198,18 @@ def _changed_tanh_output(leaf, no_grad_block):
     ((a * 1.0).tanh().mul_(b) * a).sum().backward()
 
 
-@pytest.mark.parametrize("build, raises", [
-    (_changed_tanh_output, True),
-    (_changed_saved_intermediate, True),
-    (_changed_saved_output, True),
-    (_changed_parameter, True),
-    (_leaf_in_grad_mode, True),
-    (_view_of_a_leaf, True),
-    (_unsaved_intermediate, False),
-])
+@pytest.mark.parametrize(
+    "build, raises",
+    [
+        (_changed_tanh_output, True),
+        (_changed_saved_intermediate, True),
+        (_changed_saved_output, True),
+        (_changed_parameter, True),
+        (_leaf_in_grad_mode, True),
+        (_view_of_a_leaf, True),
+        (_unsaved_intermediate, False),
+    ],
+)
 def test_version_and_leaf_errors_where_torch_raises(build, raises):
     kinone_error, torch_error = _both(build)
     assert (torch_error is not None) == raises, f"torch: {torch_error}"
@@ -214,7 +225,11 @@ def test_an_sgd_step_matches_torch():
     start = rng.standard_normal((3, 1))
     losses = {}
     for lib in ("kinone", "torch"):
-        make = (lambda a: torch.tensor(a, requires_grad=True)) if lib == "torch" else (lambda a: Tensor(a.copy(), requires_grad=True))
+        make = (
+            (lambda a: torch.tensor(a, requires_grad=True))
+            if lib == "torch"
+            else (lambda a: Tensor(a.copy(), requires_grad=True))
+        )
         params = [make(p) for p in start]
         xs, ys = (torch.tensor(x), torch.tensor(y)) if lib == "torch" else (Tensor(x), Tensor(y))
         block = torch.no_grad if lib == "torch" else no_grad

@@ -631,7 +631,12 @@ EDGE = [
     case("softmax_neg_inf", lambda L, x: x.softmax(-1), np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 0.5]])),
     case("log_softmax_neg_inf", lambda L, x: x.log_softmax(-1), np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 0.5]])),
     case("logsumexp_neg_inf", lambda L, x: x.logsumexp(-1), np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 0.5]])),
-    case("sqrt_at_zero", lambda L, x: x.sqrt(), np.array([0.0, 1.0, 4.0]), marks=pytest.mark.filterwarnings("ignore::RuntimeWarning")),
+    case(
+        "sqrt_at_zero",
+        lambda L, x: x.sqrt(),
+        np.array([0.0, 1.0, 4.0]),
+        marks=pytest.mark.filterwarnings("ignore::RuntimeWarning"),
+    ),
     case("clip_min_above_max", lambda L, x: x.clip(1.0, 0.0), np.array([-1.0, 0.5, 2.0])),
     # A NaN row: torch's amax(dim) backward also divides by a count of 0, so both give nan there.
     case(

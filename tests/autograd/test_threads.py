@@ -27,7 +27,7 @@ def _run_threads(work) -> list:
         try:
             start.wait()
             work()
-        except Exception as error:  # noqa: BLE001 - reported by the caller's assertion
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=run) for _ in range(THREADS)]

@@ -48,7 +48,9 @@ def test_the_error_names_which_input_changed():
     w, x = leaf(2, 3), leaf(3, 4, seed=1)
     y = (w @ x).sum()
     x._bump_version()
-    with pytest.raises(RuntimeError, match=r"MatMul saved input 1 of shape \(3, 4\) at version 0; it is now at version 1"):
+    with pytest.raises(
+        RuntimeError, match=r"MatMul saved input 1 of shape \(3, 4\) at version 0; it is now at version 1"
+    ):
         y.backward()
 
 

@@ -14,8 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
-FINDINGS = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-            "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"]
+FINDINGS = [
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+]
 LAYERS = ["conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight", "fc.weight", "fc.bias"]
 
 
@@ -26,31 +40,70 @@ def dead_pid() -> int:
     return child.pid
 
 
-def write_run_json(run_dir: Path, status: str = "finished", pid: int | None = None, host: str | None = None,
-                   findings: list[str] | None = FINDINGS, **extra) -> None:
+def write_run_json(
+    run_dir: Path,
+    status: str = "finished",
+    pid: int | None = None,
+    host: str | None = None,
+    findings: list[str] | None = FINDINGS,
+    **extra,
+) -> None:
     config = {"model": "resnet18", "lr": 0.002, "epochs": 3}
     if findings is not None:
         config["findings"] = findings
-    info = {"name": run_dir.name, "model": "resnet18", "num_parameters": 11_177_422, "config": config,
-            "versions": {"python": platform.python_version()}, "start_time": "2026-11-30T07:31:50+00:00",
-            "host": platform.node() if host is None else host, "pid": os.getpid() if pid is None else pid,
-            "status": status, "updated_at": "2026-11-30T07:32:49+00:00", **extra}
+    info = {
+        "name": run_dir.name,
+        "model": "resnet18",
+        "num_parameters": 11_177_422,
+        "config": config,
+        "versions": {"python": platform.python_version()},
+        "start_time": "2026-11-30T07:31:50+00:00",
+        "host": platform.node() if host is None else host,
+        "pid": os.getpid() if pid is None else pid,
+        "status": status,
+        "updated_at": "2026-11-30T07:32:49+00:00",
+        **extra,
+    }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(json.dumps(info, indent=2))
 
 
 def train_line(step: int, epoch: int = 0, loss: float | None = None) -> str:
     loss = 1.0 / (1 + 0.05 * step) if loss is None else loss
-    return json.dumps({"step": step, "epoch": epoch, "split": "train", "time": 1.7e9 + step, "loss": loss,
-                       "lr": 1e-3 * min(1.0, step / 10), "samples_per_sec": 40.0 + step % 7}) + "\n"
+    return (
+        json.dumps(
+            {
+                "step": step,
+                "epoch": epoch,
+                "split": "train",
+                "time": 1.7e9 + step,
+                "loss": loss,
+                "lr": 1e-3 * min(1.0, step / 10),
+                "samples_per_sec": 40.0 + step % 7,
+            }
+        )
+        + "\n"
+    )
 
 
 def val_line(step: int, epoch: int, mean: float, split: str = "val") -> str:
     rng = np.random.default_rng(step)
     auroc = list(np.clip(mean + 0.05 * rng.standard_normal(len(FINDINGS)), 0, 1))
     auroc[2] = float("nan")  # a finding without positives: JSON gets NaN, as RunWriter writes it
-    return json.dumps({"step": step, "epoch": epoch, "split": split, "time": 1.7e9 + step, "loss": 1.5 - mean,
-                       "mean_auroc": mean, "auroc": auroc}) + "\n"
+    return (
+        json.dumps(
+            {
+                "step": step,
+                "epoch": epoch,
+                "split": split,
+                "time": 1.7e9 + step,
+                "loss": 1.5 - mean,
+                "mean_auroc": mean,
+                "auroc": auroc,
+            }
+        )
+        + "\n"
+    )
 
 
 def grad_line(step: int, epoch: int, scale: float = 1.0) -> str:
@@ -58,8 +111,9 @@ def grad_line(step: int, epoch: int, scale: float = 1.0) -> str:
     return json.dumps({"step": step, "epoch": epoch, "split": "grad_norm", "time": 1.7e9 + step, **norms}) + "\n"
 
 
-def write_metrics(run_dir: Path, steps: int = 60, epochs: int = 3, validation: bool = True, test: bool = False,
-                  grad_every: int = 10) -> None:
+def write_metrics(
+    run_dir: Path, steps: int = 60, epochs: int = 3, validation: bool = True, test: bool = False, grad_every: int = 10
+) -> None:
     """A log shaped like a `kinone-train` run: train lines every step, grad norms every
     `grad_every` steps, a validation record at each epoch's end."""
     per_epoch = max(1, steps // epochs)
@@ -81,7 +135,9 @@ def write_metrics(run_dir: Path, steps: int = 60, epochs: int = 3, validation: b
 def make_runs(root: Path) -> Path:
     """One run of each kind the dashboard must show, under `root`."""
     finished = root / "finished"
-    write_run_json(finished, "finished", pid=dead_pid(), step=60, best=0.9, best_metric="mean_auroc", test_mean_auroc=0.9)
+    write_run_json(
+        finished, "finished", pid=dead_pid(), step=60, best=0.9, best_metric="mean_auroc", test_mean_auroc=0.9
+    )
     write_metrics(finished, test=True)
     (finished / "checkpoints").mkdir()
     np.savez(finished / "checkpoints" / "latest.npz", w=np.zeros(3, np.float32))
@@ -97,7 +153,9 @@ def make_runs(root: Path) -> Path:
     write_metrics(crashed, steps=30)
 
     failed = root / "failed"
-    write_run_json(failed, "failed", pid=dead_pid(), error="FloatingPointError: the training loss became nan at step 12")
+    write_run_json(
+        failed, "failed", pid=dead_pid(), error="FloatingPointError: the training loss became nan at step 12"
+    )
     write_metrics(failed, steps=12, validation=False)
 
     empty = root / "empty"

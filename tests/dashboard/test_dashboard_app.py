@@ -12,12 +12,11 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from dashboard_rundirs import FINDINGS, grad_line, snapshot, train_line, val_line, write_metrics, write_run_json
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
 
-import kinone.dashboard  # noqa: E402
-
-from dashboard_rundirs import FINDINGS, grad_line, snapshot, train_line, val_line, write_metrics, write_run_json  # noqa: E402
+import kinone.dashboard
 
 APP = Path(kinone.dashboard.__file__).with_name("app.py")
 TIMEOUT = 120  # seconds per run; AppTest's default (3 s) is too short for a cold CI machine
@@ -44,7 +43,9 @@ def charts(at: AppTest) -> dict[str, pd.DataFrame]:
     out = {}
     for chart in at.get("vega_lite_chart"):
         datasets = chart.proto.datasets
-        out[chart_title(chart)] = convert_arrow_bytes_to_pandas_df(datasets[0].data.data) if datasets else pd.DataFrame()
+        out[chart_title(chart)] = (
+            convert_arrow_bytes_to_pandas_df(datasets[0].data.data) if datasets else pd.DataFrame()
+        )
     return out
 
 
@@ -86,12 +87,20 @@ def test_run_view_of_a_finished_run(runs_dir, monkeypatch):
     assert metric(at, "step") == "60" and metric(at, "epoch") == "3"
     assert metric(at, "val mean AUROC") == "0.9000"
     plotted = charts(at)
-    assert {"loss (train and validation)", "validation mean AUROC", "learning rate", "AUROC per finding",
-            "gradient norm per layer (log10)", "gradient norm of chosen layers"} <= set(plotted)
+    assert {
+        "loss (train and validation)",
+        "validation mean AUROC",
+        "learning rate",
+        "AUROC per finding",
+        "gradient norm per layer (log10)",
+        "gradient norm of chosen layers",
+    } <= set(plotted)
     assert any(t.startswith("throughput") for t in plotted)
     loss = plotted["loss (train and validation)"]
     assert set(loss["series"]) == {"train", "validation"}
-    assert loss[loss["series"] == "train"]["step"].max() == 60 and sorted(loss[loss["series"] == "validation"]["step"]) == [20, 40, 60]
+    assert loss[loss["series"] == "train"]["step"].max() == 60 and sorted(
+        loss[loss["series"] == "validation"]["step"]
+    ) == [20, 40, 60]
     assert list(plotted["validation mean AUROC"]["mean_auroc"].round(3)) == [0.7, 0.8, 0.9]
     assert plotted["learning rate"]["lr"].max() == pytest.approx(1e-3)
     # The per-finding AUROC table: latest, best and test, named findings, Effusion undefined.
@@ -106,21 +115,25 @@ def test_run_view_of_a_finished_run(runs_dir, monkeypatch):
     assert sorted(set(plotted["gradient norm per layer (log10)"]["step"])) == [0, 10, 20, 30, 40, 50]
     # Config and downloads.
     assert any(isinstance(j.value, dict) and j.value.get("lr") == 0.002 for j in at.json) or any(
-        '"lr"' in str(j.proto.body) for j in at.json)
+        '"lr"' in str(j.proto.body) for j in at.json
+    )
     labels = [unescape(b.label) for b in at.get("download_button")]
     assert [label.split(" ")[0] for label in labels] == ["checkpoints/best.npz", "checkpoints/latest.npz", "model.onnx"]
 
 
-@pytest.mark.parametrize("run, kind, needle", [
-    ("empty", "info", "No metrics logged yet"),
-    ("noval", "info", "No validation records"),
-    ("noval", "info", "No per-finding AUROC yet"),
-    ("corrupt", "warning", "1 corrupt line"),
-    ("corrupt", "info", "half-written last line"),
-    ("failed", "error", "failed, with this error"),
-    ("failed", "code", "FloatingPointError: the training loss became nan at step 12"),
-    ("crashed", "warning", "crashed: its process"),
-])
+@pytest.mark.parametrize(
+    "run, kind, needle",
+    [
+        ("empty", "info", "No metrics logged yet"),
+        ("noval", "info", "No validation records"),
+        ("noval", "info", "No per-finding AUROC yet"),
+        ("corrupt", "warning", "1 corrupt line"),
+        ("corrupt", "info", "half-written last line"),
+        ("failed", "error", "failed, with this error"),
+        ("failed", "code", "FloatingPointError: the training loss became nan at step 12"),
+        ("crashed", "warning", "crashed: its process"),
+    ],
+)
 def test_damaged_and_unusual_runs_are_shown_as_such(runs_dir, monkeypatch, run, kind, needle):
     at = open_app(runs_dir, monkeypatch, run=run)
     assert at.header[0].value == run
@@ -208,7 +221,12 @@ def test_a_million_line_run_renders_downsampled(tmp_path, monkeypatch, capsys):
     template = '{{"step": {0}, "epoch": {1}, "split": "train", "time": {2:.3f}, "loss": {3:.6f}, "lr": 0.001, "samples_per_sec": 41.5}}\n'
     with open(run / "metrics.jsonl", "w") as f:
         for start in range(1, 1_000_001, 100_000):
-            f.write("".join(template.format(s, s // 10_000, 1.7e9 + s, 1.0 / (1 + s * 1e-4)) for s in range(start, start + 100_000)))
+            f.write(
+                "".join(
+                    template.format(s, s // 10_000, 1.7e9 + s, 1.0 / (1 + s * 1e-4))
+                    for s in range(start, start + 100_000)
+                )
+            )
         f.write(val_line(1_000_000, 99, 0.8) + grad_line(1_000_000, 99))
     t0 = time.perf_counter()
     at = open_app(tmp_path, monkeypatch, run="big")
@@ -290,7 +308,10 @@ def test_long_lines_and_refused_logs_are_reported(tmp_path, monkeypatch):
     write_run_json(linked, "running")
     (linked / "metrics.jsonl").symlink_to(run / "metrics.jsonl")
     at = open_app(tmp_path, monkeypatch, run="long")
-    assert f"1 corrupt line(s) in metrics.jsonl were skipped: line 3 (byte {start:,}): longer than 1 MiB (2 MiB)" in texts(at.warning)
+    assert (
+        f"1 corrupt line(s) in metrics.jsonl were skipped: line 3 (byte {start:,}): longer than 1 MiB (2 MiB)"
+        in texts(at.warning)
+    )
     assert metric(at, "step") == "3"
     at.sidebar.selectbox[0].set_value("linked").run()
     assert "metrics.jsonl was not read" in texts(at.error)
@@ -316,8 +337,12 @@ def test_clicking_a_row_of_the_runs_table_opens_that_run(runs_dir, monkeypatch):
 def test_a_data_parallel_run_shows_its_processes_next_to_its_device(tmp_path, monkeypatch):
     from kinone.train import RunWriter
 
-    writer = RunWriter(tmp_path / "mpi-run", config={"device": "cpu", "world_size": 2}, model_name="resnet18",
-                       num_parameters=11_177_422)
+    writer = RunWriter(
+        tmp_path / "mpi-run",
+        config={"device": "cpu", "world_size": 2},
+        model_name="resnet18",
+        num_parameters=11_177_422,
+    )
     writer.log(1, 0, "train", loss=1.0, lr=1e-3)
     writer.close("finished")
     at = open_app(tmp_path, monkeypatch, run="mpi-run")

@@ -19,12 +19,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from dashboard_rundirs import snapshot, train_line, val_line, write_metrics, write_run_json
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 90_000
 
 
@@ -75,8 +81,9 @@ def server(tmp_path):
     write_metrics(live, steps=40, epochs=2)
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen([_command(), str(runs), "--port", str(port), "--refresh", "1"],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [_command(), str(runs), "--port", str(port), "--refresh", "1"], stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -134,7 +141,11 @@ def test_dashboard_in_chromium(server):
             assert "100" not in texts
             auroc = page.locator("[data-testid='stVegaLiteChart']").filter(has_text="AUROC per finding")
             assert "Atelectasis" in _svg_texts(auroc) and "Hernia" in _svg_texts(auroc)
-            step = page.locator("[data-testid='stMetric']").filter(has_text="step").locator("[data-testid='stMetricValue']")
+            step = (
+                page.locator("[data-testid='stMetric']")
+                .filter(has_text="step")
+                .locator("[data-testid='stMetricValue']")
+            )
             expect(step.first).to_have_text("40")
 
             # The trainer writes on: the page follows without a reload.
@@ -146,8 +157,13 @@ def test_dashboard_in_chromium(server):
                 """() => [...document.querySelectorAll("[data-testid='stVegaLiteChart']")]
                           .filter(c => c.textContent.includes("loss (train and validation)"))
                           .some(c => [...c.querySelectorAll("svg text")].some(t => t.textContent === "100"))""",
-                timeout=TIMEOUT_MS)
-            val = page.locator("[data-testid='stMetric']").filter(has_text="val mean AUROC").locator("[data-testid='stMetricValue']")
+                timeout=TIMEOUT_MS,
+            )
+            val = (
+                page.locator("[data-testid='stMetric']")
+                .filter(has_text="val mean AUROC")
+                .locator("[data-testid='stMetricValue']")
+            )
             expect(val.first).to_have_text("0.9300")
             page.wait_for_timeout(1500)  # let the last redraw settle before the picture
             shot = _artifacts_dir() / "dashboard-browser.png"
@@ -162,9 +178,8 @@ def test_graph_view_in_chromium(server):
     """The Graph view draws graph.dot with Streamlit's own Graphviz (no system binary): one SVG
     node per node of the file, Kinone's own attributes notwithstanding."""
     _require_browser()
-    from playwright.sync_api import expect, sync_playwright
-
     import numpy as np
+    from playwright.sync_api import expect, sync_playwright
 
     from kinone import nn
 

@@ -10,11 +10,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from dashboard_rundirs import train_line, write_metrics, write_run_json
 
 from kinone.dashboard import listing, logs
 from kinone.dashboard import runs as R
-
-from dashboard_rundirs import train_line, write_metrics, write_run_json
 
 needs_links = pytest.mark.skipif(os.name == "nt", reason="symlinks and FIFOs need POSIX")
 
@@ -52,8 +51,18 @@ def test_only_regular_files_inside_the_run_are_offered(hostile_run):
 
 
 @needs_links
-@pytest.mark.parametrize("name", ["checkpoints/passwd.npz", "shadow.onnx", "environ.onnx", "checkpoints/other-run.npz",
-                                  "checkpoints/relative.npz", "checkpoints/fifo.npz", "pipe.onnx"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "checkpoints/passwd.npz",
+        "shadow.onnx",
+        "environ.onnx",
+        "checkpoints/other-run.npz",
+        "checkpoints/relative.npz",
+        "checkpoints/fifo.npz",
+        "pipe.onnx",
+    ],
+)
 def test_links_and_fifos_cannot_be_served(hostile_run, name):
     with pytest.raises(R.UnsafeRunFile, match="not a regular file inside the run directory"):
         R.read_run_file(hostile_run, name)
@@ -61,11 +70,19 @@ def test_links_and_fifos_cannot_be_served(hostile_run, name):
 
 @needs_links
 def test_paths_out_of_the_run_and_other_files_cannot_be_served(hostile_run, tmp_path):
-    for name in ("../other/checkpoints/secret.npz", str(tmp_path / "other" / "checkpoints" / "secret.npz"),
-                 "checkpoints/../../other/checkpoints/secret.npz", "run.json", "checkpoints"):
+    for name in (
+        "../other/checkpoints/secret.npz",
+        str(tmp_path / "other" / "checkpoints" / "secret.npz"),
+        "checkpoints/../../other/checkpoints/secret.npz",
+        "run.json",
+        "checkpoints",
+    ):
         with pytest.raises(R.UnsafeRunFile):
             R.read_run_file(hostile_run, name)
-    assert R.read_run_file(hostile_run, "checkpoints/latest.npz") == (hostile_run / "checkpoints" / "latest.npz").read_bytes()
+    assert (
+        R.read_run_file(hostile_run, "checkpoints/latest.npz")
+        == (hostile_run / "checkpoints" / "latest.npz").read_bytes()
+    )
 
 
 @needs_links

@@ -7,26 +7,39 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dashboard_rundirs import LAYERS, grad_line, write_run_json
 
 from kinone import nn
 from kinone.autograd.graph import GraphNode, parse_dot
 from kinone.dashboard import graph as G
 from kinone.dashboard import runs as R
 
-from dashboard_rundirs import LAYERS, grad_line, write_run_json
-
 
 def _model_graph_text() -> str:
     """A collapsed graph whose parameter names are those the generated logs hold (LAYERS)."""
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
     graph = nn.module_graph.build_graph(model, np.ones((1, 1, 4, 4), np.float32), expand=True)
-    renames = {"0.weight": "conv1.weight", "1.weight": "bn1.weight", "1.bias": "bn1.bias", "4.weight": "fc.weight",
-               "4.bias": "fc.bias"}
+    renames = {
+        "0.weight": "conv1.weight",
+        "1.weight": "bn1.weight",
+        "1.bias": "bn1.bias",
+        "4.weight": "fc.weight",
+        "4.bias": "fc.bias",
+    }
     for node in graph.nodes:
         if node.name in renames:
             node.title = node.name = renames[node.name]
-    graph.nodes.append(GraphNode("m0", "module", "layer1.0", (1, 2, 4, 4), "float32", name="layer1.0",
-                                 parameters=("layer1.0.conv1.weight", "bn1.weight", "not.logged")))
+    graph.nodes.append(
+        GraphNode(
+            "m0",
+            "module",
+            "layer1.0",
+            (1, 2, 4, 4),
+            "float32",
+            name="layer1.0",
+            parameters=("layer1.0.conv1.weight", "bn1.weight", "not.logged"),
+        )
+    )
     return graph.to_dot()
 
 

@@ -8,13 +8,13 @@ import time
 
 import numpy as np
 import pytest
+from dashboard_rundirs import FINDINGS, LAYERS, dead_pid, grad_line, train_line, val_line, write_metrics, write_run_json
 
 from kinone.dashboard import logs
 from kinone.dashboard import runs as R
-from kinone.dashboard.cli import build_parser, main as cli_main, streamlit_command
+from kinone.dashboard.cli import build_parser, streamlit_command
+from kinone.dashboard.cli import main as cli_main
 from kinone.train.run_log import RunWriter, read_metrics
-
-from dashboard_rundirs import FINDINGS, LAYERS, dead_pid, grad_line, train_line, val_line, write_metrics, write_run_json
 
 
 # ---------------------------------------------------------------------------------- status
@@ -75,8 +75,16 @@ def test_find_runs_lists_run_directories_newest_first(tmp_path, runs_dir):
     assert names[0] == "newer"
     assert set(names) == {"newer", "finished", "live", "crashed", "failed", "empty", "noval", "corrupt"}
     statuses = {r.name: r.status for r in runs}
-    assert statuses == {"newer": "finished", "finished": "finished", "live": "running", "crashed": "crashed",
-                        "failed": "failed", "empty": "running", "noval": "finished", "corrupt": "running"}
+    assert statuses == {
+        "newer": "finished",
+        "finished": "finished",
+        "live": "running",
+        "crashed": "crashed",
+        "failed": "failed",
+        "empty": "running",
+        "noval": "finished",
+        "corrupt": "running",
+    }
     # A run directory given directly is the one run.
     assert [r.name for r in R.find_runs(runs_dir / "live")] == ["live"]
     assert R.find_runs(tmp_path / "missing") == []
@@ -183,8 +191,9 @@ def test_run_without_validation_has_no_auroc(tmp_path):
 def test_auroc_table_latest_best_and_test_with_finding_names(tmp_path):
     run = tmp_path / "r"
     (run).mkdir()
-    (run / "metrics.jsonl").write_text(val_line(10, 0, 0.7) + val_line(20, 1, 0.9) + val_line(30, 2, 0.8)
-                                       + val_line(30, 3, 0.85, split="test"))
+    (run / "metrics.jsonl").write_text(
+        val_line(10, 0, 0.7) + val_line(20, 1, 0.9) + val_line(30, 2, 0.8) + val_line(30, 3, 0.85, split="test")
+    )
     log = R.RunLog(run)
     log.update()
     table = R.auroc_table(log.frame("val"), {"config": {"findings": FINDINGS}}, log.frame("test"))
@@ -212,7 +221,10 @@ def test_gradient_health_flags_vanishing_and_exploding_layers(tmp_path):
     health = R.gradient_health(grads).set_index("layer")["flag"]
     assert health["conv1.weight"] == "vanishing" and health["fc.bias"] == "exploding"
     assert health["bn1.bias"] == "ok"  # missing at the last step: its previous value counts
-    assert R.gradient_health(grads.assign(**{"fc.weight": [1.0, 1.0, math.inf]})).set_index("layer")["flag"]["fc.weight"] == "exploding"
+    assert (
+        R.gradient_health(grads.assign(**{"fc.weight": [1.0, 1.0, math.inf]})).set_index("layer")["flag"]["fc.weight"]
+        == "exploding"
+    )
 
 
 def test_overview_row_best_from_run_json_or_validation(runs_dir):
@@ -262,7 +274,12 @@ def test_a_million_line_log_loads_and_downsamples(tmp_path, capsys):
     template = '{{"step": {0}, "epoch": {1}, "split": "train", "time": {2:.3f}, "loss": {3:.6f}, "lr": 0.001, "samples_per_sec": 41.5}}\n'
     with open(run / "metrics.jsonl", "w") as f:
         for start in range(1, 1_000_001, 100_000):
-            f.write("".join(template.format(s, s // 10_000, 1.7e9 + s, 1.0 / (1 + s * 1e-4)) for s in range(start, start + 100_000)))
+            f.write(
+                "".join(
+                    template.format(s, s // 10_000, 1.7e9 + s, 1.0 / (1 + s * 1e-4))
+                    for s in range(start, start + 100_000)
+                )
+            )
     log = R.RunLog(run)
     t0 = time.perf_counter()
     assert log.update() == 1_000_000

@@ -107,8 +107,9 @@ def test_keyed_dataset_in_a_loader_gives_the_same_batches_with_0_and_2_workers()
     augment = B.Compose([B.RandomResizedCrop(20, scale=(0.5, 1.0)), B.Normalize([0.5], [0.25])])
 
     def run(workers, batch_size):
-        loader = DataLoader(data, batch_size=batch_size, shuffle=True, seed=4, num_workers=workers,
-                            collate_fn=B.AugmentCollate(augment))
+        loader = DataLoader(
+            data, batch_size=batch_size, shuffle=True, seed=4, num_workers=workers, collate_fn=B.AugmentCollate(augment)
+        )
         out = {}
         for x, index in loader:
             out.update({int(i): row for i, row in zip(index.data, x.data)})

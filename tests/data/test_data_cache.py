@@ -100,8 +100,22 @@ def test_a_half_written_shard_without_its_manifest_is_prepared_again(source, tmp
 def test_a_corrupt_source_is_named_listed_and_the_rest_prepared(data, tmp_path, capsys):
     name, path = next(iter(images_of(data).items()))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
-    assert main(["--data-dir", str(data), "--out", str(tmp_path / "cache"), "--image-size", str(SIZE),
-                 "--workers", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(data),
+                "--out",
+                str(tmp_path / "cache"),
+                "--image-size",
+                str(SIZE),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert f"corrupt image {name}" in err and str(path) in err
     cache = ImageCache(tmp_path / "cache")

@@ -13,6 +13,7 @@ import weakref
 
 import numpy as np
 import pytest
+
 from kinone.autograd import Tensor, manual_seed
 from kinone.data import (
     ChainDataset,
@@ -80,13 +81,7 @@ def _count_init(path, worker_id):
 
 def values(loader, epochs=1):
     return [
-        [
-            tuple(
-                np.asarray(f.data if isinstance(f, Tensor) else f).tolist()
-                for f in batch
-            )
-            for batch in loader
-        ]
+        [tuple(np.asarray(f.data if isinstance(f, Tensor) else f).tolist() for f in batch) for batch in loader]
         for _ in range(epochs)
     ]
 
@@ -117,14 +112,10 @@ def test_pytorch_rejects_the_same_arguments(name):
         torch.utils.data.DataLoader(list(range(10)), **BAD_ARGUMENTS[name])
 
 
-@pytest.mark.parametrize(
-    "option", [{"shuffle": True}, {"sampler": [0]}, {"batch_sampler": [[0]]}]
-)
+@pytest.mark.parametrize("option", [{"shuffle": True}, {"sampler": [0]}, {"batch_sampler": [[0]]}])
 def test_an_iterable_dataset_takes_no_order(option):
     name = next(iter(option))
-    with pytest.raises(
-        ValueError, match=f"IterableDataset: expected unspecified {name}"
-    ):
+    with pytest.raises(ValueError, match=f"IterableDataset: expected unspecified {name}"):
         DataLoader(Stream(), **option)
     torch = pytest.importorskip("torch")
 
@@ -188,9 +179,7 @@ def test_generator_seeds_the_shuffling_as_a_seed_does():
 @posix_only
 def test_generator_seeds_the_workers():
     def seeds(generator):
-        loader = DataLoader(
-            WhoLoads(), batch_size=2, num_workers=2, generator=generator
-        )
+        loader = DataLoader(WhoLoads(), batch_size=2, num_workers=2, generator=generator)
         return sorted({seed for batch in values(loader)[0] for seed in batch[2]})
 
     assert seeds(np.random.default_rng(3)) == seeds(np.random.default_rng(3))
@@ -203,20 +192,10 @@ def test_samplers_and_random_split_take_a_generator():
         lambda g: SubsetRandomSampler(range(20), generator=g),
         lambda g: WeightedRandomSampler(np.ones(20), 20, generator=g),
     ):
-        assert list(make(np.random.default_rng(1))) == list(
-            make(np.random.default_rng(1))
-        )
-        assert list(make(np.random.default_rng(1))) != list(
-            make(np.random.default_rng(2))
-        )
-    split = [
-        s.indices
-        for s in random_split(range(20), [0.5, 0.5], generator=np.random.default_rng(7))
-    ]
-    assert split == [
-        s.indices
-        for s in random_split(range(20), [10, 10], generator=np.random.default_rng(7))
-    ]
+        assert list(make(np.random.default_rng(1))) == list(make(np.random.default_rng(1)))
+        assert list(make(np.random.default_rng(1))) != list(make(np.random.default_rng(2)))
+    split = [s.indices for s in random_split(range(20), [0.5, 0.5], generator=np.random.default_rng(7))]
+    assert split == [s.indices for s in random_split(range(20), [10, 10], generator=np.random.default_rng(7))]
     assert sorted(split[0] + split[1]) == list(range(20))
     manual_seed(3)
     a = random_split(range(20), [5, 15])[0].indices
@@ -258,9 +237,7 @@ def test_persistent_workers_live_across_epochs_and_give_the_same_batches(tmp_pat
         {1},
         {2},
     ]  # info.epoch moves on
-    assert {row for epoch in epochs for batch in epoch for row in batch[4]} == {
-        1
-    }  # worker_init_fn ran once
+    assert {row for epoch in epochs for batch in epoch for row in batch[4]} == {1}  # worker_init_fn ran once
     assert len(log.read_text().splitlines()) == 2
 
     fresh = DataLoader(
@@ -272,20 +249,14 @@ def test_persistent_workers_live_across_epochs_and_give_the_same_batches(tmp_pat
         worker_init_fn=init,
     )
     fresh_epochs = [values(fresh)[0] for _ in range(3)]
-    assert [[b[0] for b in e] for e in fresh_epochs] == [
-        [b[0] for b in e] for e in epochs
-    ]  # same order
-    assert (
-        len({row for epoch in fresh_epochs for batch in epoch for row in batch[1]}) == 6
-    )  # 2 new workers an epoch
+    assert [[b[0] for b in e] for e in fresh_epochs] == [[b[0] for b in e] for e in epochs]  # same order
+    assert len({row for epoch in fresh_epochs for batch in epoch for row in batch[1]}) == 6  # 2 new workers an epoch
 
 
 @posix_only
 @pytest.mark.parametrize("num_workers", [1, 2])
 def test_persistent_workers_keep_the_augmentations_and_survive_a_break(num_workers):
-    reference = values(
-        DataLoader(Noisy(), batch_size=2, shuffle=True, seed=4), epochs=3
-    )
+    reference = values(DataLoader(Noisy(), batch_size=2, shuffle=True, seed=4), epochs=3)
     loader = DataLoader(
         Noisy(),
         batch_size=2,
@@ -296,9 +267,7 @@ def test_persistent_workers_keep_the_augmentations_and_survive_a_break(num_worke
         prefetch_factor=3,
     )
     first = values(loader)[0]
-    for _ in itertools.islice(
-        loader, 2
-    ):  # epoch 1 left early: its requests in flight are dropped
+    for _ in itertools.islice(loader, 2):  # epoch 1 left early: its requests in flight are dropped
         pass
     third = values(loader)[0]
     assert first == reference[0] and third == reference[2]
@@ -325,16 +294,12 @@ def test_batch_size_none_gives_converted_samples(num_workers):
     items = list(loader)
     assert len(loader) == 3 and len(items) == 3
     x, y = items[2]
-    assert (
-        isinstance(x, Tensor) and x.shape == (2,) and x.numpy().tolist() == [4.0, 5.0]
-    )
+    assert isinstance(x, Tensor) and x.shape == (2,) and x.numpy().tolist() == [4.0, 5.0]
     assert isinstance(y, Tensor) and y.shape == () and int(y.item()) == 2
 
 
 def test_default_convert_as_pytorch():
-    out = default_convert(
-        {"a": np.ones((2, 2), np.float32), "b": [np.int64(3), 1.5, "s"]}
-    )
+    out = default_convert({"a": np.ones((2, 2), np.float32), "b": [np.int64(3), 1.5, "s"]})
     assert isinstance(out["a"], Tensor) and out["a"].shape == (2, 2)
     assert isinstance(out["b"][0], Tensor) and out["b"][0].dtype == np.int64
     assert out["b"][1:] == [1.5, "s"]
@@ -345,9 +310,7 @@ def test_an_iterable_dataset_in_the_main_process():
     loader = DataLoader(Stream(10), batch_size=4)
     assert len(loader) == 3
     assert [b[1].tolist() for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    assert [
-        b[1].tolist() for b in DataLoader(Stream(10), batch_size=4, drop_last=True)
-    ] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert [b[1].tolist() for b in DataLoader(Stream(10), batch_size=4, drop_last=True)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert [b[1] for b in DataLoader(Stream(3), batch_size=None)] == [
         0,
         1,
@@ -363,16 +326,9 @@ def test_an_iterable_dataset_in_the_main_process():
 @posix_only
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_an_iterable_dataset_in_workers_interleaves_as_pytorch(drop_last):
-    ours = [
-        b[1].tolist()
-        for b in DataLoader(
-            Stream(11), batch_size=2, num_workers=2, drop_last=drop_last
-        )
-    ]
+    ours = [b[1].tolist() for b in DataLoader(Stream(11), batch_size=2, num_workers=2, drop_last=drop_last)]
     expected = (
-        [[0, 2], [1, 3], [4, 6], [5, 7], [8, 10], [9]]
-        if not drop_last
-        else [[0, 2], [1, 3], [4, 6], [5, 7], [8, 10]]
+        [[0, 2], [1, 3], [4, 6], [5, 7], [8, 10], [9]] if not drop_last else [[0, 2], [1, 3], [4, 6], [5, 7], [8, 10]]
     )
     assert ours == expected
     torch = pytest.importorskip("torch")
@@ -383,10 +339,7 @@ def test_an_iterable_dataset_in_workers_interleaves_as_pytorch(drop_last):
             return iter(range(info.id, 11, info.num_workers))
 
     theirs = [
-        b.tolist()
-        for b in torch.utils.data.DataLoader(
-            TorchStream(), batch_size=2, num_workers=2, drop_last=drop_last
-        )
+        b.tolist() for b in torch.utils.data.DataLoader(TorchStream(), batch_size=2, num_workers=2, drop_last=drop_last)
     ]
     assert theirs == expected
 

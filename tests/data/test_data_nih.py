@@ -247,7 +247,7 @@ def test_truncated_csv_names_the_line_and_the_fields_expected(tmp_path, variant)
     csv = root / ("Data_Entry_2017_v2020.csv" if variant == "v2020" else "Data_Entry_2017.csv")
     data = csv.read_bytes().rstrip(b"\r\n")
     last = data.rindex(b"\n") + 1
-    csv.write_bytes(data[: last] + b",".join(data[last:].split(b",")[:3]))  # 00000012_000.png,Infiltration,0
+    csv.write_bytes(data[:last] + b",".join(data[last:].split(b",")[:3]))  # 00000012_000.png,Infiltration,0
     with pytest.raises(NIHDataError) as raised:
         NIHChestXray(root, "test")
     assert str(raised.value) == (
@@ -504,4 +504,4 @@ def test_the_sample_writer_lives_in_its_own_module_and_stays_importable_from_nih
         assert getattr(nih, name) is getattr(nih_sample, name)
     assert make_sample is nih_sample.make_sample
     with pytest.raises(AttributeError, match="no attribute 'not_there'"):
-        nih.not_there  # noqa: B018
+        nih.not_there

@@ -33,8 +33,9 @@ def _run(run_dir, max_steps=None, resume=False):
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     loader = DataLoader(NoisyPoints(), batch_size=8, shuffle=True, seed=3)
-    trainer = Trainer(model, optimizer, F.cross_entropy, loader, run_dir=run_dir, epochs=3,
-                      checkpoint_every=4, max_steps=max_steps)
+    trainer = Trainer(
+        model, optimizer, F.cross_entropy, loader, run_dir=run_dir, epochs=3, checkpoint_every=4, max_steps=max_steps
+    )
     trainer.fit(resume=resume)
     return [v.copy() for v in model.state_dict().values()]
 

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from kinone.autograd import rand
-from kinone.data import DataLoader, Dataset, SequentialSampler, SubsetRandomSampler
+from kinone.data import DataLoader, Dataset, SequentialSampler, SubsetRandomSampler, worker
 from kinone.data import transforms as T
-from kinone.data import worker
 
 
 class Augmented(Dataset):

@@ -7,8 +7,9 @@ import random
 
 import numpy as np
 import pytest
-from kinone.data import transforms as T
 from PIL import Image
+
+from kinone.data import transforms as T
 
 
 def gradient(width=40, height=30, mode="L"):

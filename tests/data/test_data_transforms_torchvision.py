@@ -11,14 +11,15 @@ import random
 
 import numpy as np
 import pytest
-from kinone.autograd import Tensor
-from kinone.data import transforms as T
 from PIL import Image
 
+from kinone.autograd import Tensor
+from kinone.data import transforms as T
+
 torchvision = pytest.importorskip("torchvision")
-import torch
-from torchvision import transforms as TV
-from torchvision.transforms import functional as F
+import torch  # noqa: E402 - after the skip, which needs torchvision first
+from torchvision import transforms as TV  # noqa: E402
+from torchvision.transforms import functional as F  # noqa: E402
 
 
 def images():
@@ -140,9 +141,7 @@ def test_random_crop_at_the_drawn_box(kwargs):
     # the same draw again, applied with torchvision's functions in torchvision's order
     random.seed(3)
     fill, mode = kwargs.get("fill", 0), kwargs.get("padding_mode", "constant")
-    padded = (
-        F.pad(image, kwargs["padding"], fill, mode) if "padding" in kwargs else image
-    )
+    padded = F.pad(image, kwargs["padding"], fill, mode) if "padding" in kwargs else image
     size = T.RandomCrop(kwargs["size"]).size
     if kwargs.get("pad_if_needed") and padded.width < size[1]:
         padded = F.pad(padded, [size[1] - padded.width, 0], fill, mode)
@@ -161,9 +160,7 @@ def test_random_crop_errors_as_torchvision():
 
 def test_flips():
     for image in images().values():
-        same(
-            T.RandomHorizontalFlip(p=1.0)(image), TV.RandomHorizontalFlip(p=1.0)(image)
-        )
+        same(T.RandomHorizontalFlip(p=1.0)(image), TV.RandomHorizontalFlip(p=1.0)(image))
         same(T.RandomVerticalFlip(p=1.0)(image), TV.RandomVerticalFlip(p=1.0)(image))
 
 
@@ -172,13 +169,9 @@ def test_random_resized_crop_at_the_drawn_box(interpolation):
     image = images()["RGB"]
     for seed in range(5):
         random.seed(seed)
-        ours = T.RandomResizedCrop(14, scale=(0.3, 1.0), interpolation=interpolation)(
-            image
-        )
+        ours = T.RandomResizedCrop(14, scale=(0.3, 1.0), interpolation=interpolation)(image)
         random.seed(seed)
-        top, left, h, w = T.RandomResizedCrop.get_params(
-            image.width, image.height, (0.3, 1.0), (3 / 4, 4 / 3)
-        )
+        top, left, h, w = T.RandomResizedCrop.get_params(image.width, image.height, (0.3, 1.0), (3 / 4, 4 / 3))
         mode = TV.InterpolationMode(interpolation)
         same(ours, F.resized_crop(image, top, left, h, w, [14, 14], mode))
 
@@ -200,9 +193,7 @@ def test_random_rotation_at_the_drawn_angle(kwargs):
     random.seed(2)
     angle = random.uniform(-30.0, 30.0)
     tv_kwargs = dict(kwargs)
-    tv_kwargs["interpolation"] = TV.InterpolationMode(
-        kwargs.get("interpolation", "nearest")
-    )
+    tv_kwargs["interpolation"] = TV.InterpolationMode(kwargs.get("interpolation", "nearest"))
     same(ours, F.rotate(image, angle, **tv_kwargs))
 
 

@@ -291,7 +291,8 @@ def test_key_errors_keep_a_readable_message_and_odd_exceptions_become_runtime_er
 
 def test_a_worker_that_dies_is_reported_not_waited_for():
     with pytest.raises(
-        RuntimeError, match=r"DataLoader: worker 1 \(pid \d+\) exited unexpectedly \(signal SIGKILL\) while loading batch 1"
+        RuntimeError,
+        match=r"DataLoader: worker 1 \(pid \d+\) exited unexpectedly \(signal SIGKILL\) while loading batch 1",
     ):
         list(DataLoader(Suicidal(), batch_size=4, num_workers=2))
     assert no_children_left() and no_slot_files()

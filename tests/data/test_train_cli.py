@@ -21,8 +21,24 @@ def tiny_sample(tmp_path_factory):
 
 
 def _train(tiny_sample, run_dir, *extra):
-    return main(["--data-dir", str(tiny_sample), "--model", "resnet18", "--image-size", "32", "--epochs", "2",
-                 "--batch-size", "16", "--run-dir", str(run_dir), "--no-progress", *extra])
+    return main(
+        [
+            "--data-dir",
+            str(tiny_sample),
+            "--model",
+            "resnet18",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_trains_logs_checkpoints_and_reports_test_auroc(tiny_sample, tmp_path, capsys):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
 import signal
@@ -11,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from kinone.data import train_cli
@@ -92,16 +89,45 @@ def test_resume_without_a_run_is_an_error_not_a_fresh_run(sample, tmp_path, caps
 
 def test_resume_takes_the_configuration_from_run_json(sample, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["--data-dir", str(sample), "--run-dir", str(run), "--model", "resnet18", "--image-size", "32",
-                 "--epochs", "3", "--batch-size", "8", "--lr", "0.003", "--seed", "5", "--no-progress",
-                 "--max-steps", "2"]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(sample),
+                "--run-dir",
+                str(run),
+                "--model",
+                "resnet18",
+                "--image-size",
+                "32",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--lr",
+                "0.003",
+                "--seed",
+                "5",
+                "--no-progress",
+                "--max-steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     # No flag but --run-dir: model, sizes, batch, epochs, lr, seed and data come from run.json.
     assert main(["--run-dir", str(run), "--resume", "--no-progress", "--max-steps", "4"]) == 0
     out = capsys.readouterr().out
     assert "resuming" in out and "latest.npz" in out and "step 2" in out
     config = read_run(run)["config"]
-    assert (config["batch_size"], config["epochs"], config["image_size"], config["lr"], config["seed"]) == (8, 3, 32, 0.003, 5)
+    assert (config["batch_size"], config["epochs"], config["image_size"], config["lr"], config["seed"]) == (
+        8,
+        3,
+        32,
+        0.003,
+        5,
+    )
     assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2, 3, 4]
 
 
@@ -182,9 +208,19 @@ def test_unreadable_images_are_named_before_the_first_step(data, tmp_path, capsy
 
 
 # ---------------------------------------------------------------------- one-line errors
-@pytest.mark.parametrize("flag, value", [("--batch-size", "0"), ("--lr", "-1"), ("--image-size", "0"),
-                                         ("--image-size", "7"), ("--epochs", "0"), ("--num-workers", "-1"),
-                                         ("--checkpoint-every", "0"), ("--val-fraction", "1.5")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--batch-size", "0"),
+        ("--lr", "-1"),
+        ("--image-size", "0"),
+        ("--image-size", "7"),
+        ("--epochs", "0"),
+        ("--num-workers", "-1"),
+        ("--checkpoint-every", "0"),
+        ("--val-fraction", "1.5"),
+    ],
+)
 def test_a_bad_flag_value_is_one_line_and_exit_2(sample, tmp_path, capsys, flag, value):
     assert train(sample, tmp_path / "run", flag, value) == 2
     line = one_line_error(capsys)
@@ -244,8 +280,17 @@ def test_help_shows_the_true_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for default in ("(default 224)", "(default 5)", "(default 32)", "(default 0.001)", "(default adamw)",
-                    "(default 0.0001)", "(default 200)", "(default 0.1)", "--image-size 64 --epochs 3 --lr 0.002"):
+    for default in (
+        "(default 224)",
+        "(default 5)",
+        "(default 32)",
+        "(default 0.001)",
+        "(default adamw)",
+        "(default 0.0001)",
+        "(default 200)",
+        "(default 0.1)",
+        "--image-size 64 --epochs 3 --lr 0.002",
+    ):
         assert default in out
 
 
@@ -269,8 +314,21 @@ def test_epochs_zero_leaves_no_run(sample, tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_ctrl_c_checkpoints_the_current_step_and_prints_the_resume_command(sample, tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "kinone.data.train_cli", "--data-dir", str(sample), "--run-dir", str(run),
-               *BASE[:4], "--epochs", "200", *BASE[6:], "--checkpoint-every", "1000"]
+    command = [
+        sys.executable,
+        "-m",
+        "kinone.data.train_cli",
+        "--data-dir",
+        str(sample),
+        "--run-dir",
+        str(run),
+        *BASE[:4],
+        "--epochs",
+        "200",
+        *BASE[6:],
+        "--checkpoint-every",
+        "1000",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -299,7 +357,11 @@ def test_a_name_listed_twice_is_reported_in_one_line_and_used_once(data, tmp_pat
     assert train(data, tmp_path / "run", "--max-steps", "1") == 0
     err = capsys.readouterr().err
     warning_lines = [line for line in err.splitlines() if "more than once" in line]
-    assert len(warning_lines) == 1 and warning_lines[0].startswith("kinone-train: warning:") and names[0] in warning_lines[0]
+    assert (
+        len(warning_lines) == 1
+        and warning_lines[0].startswith("kinone-train: warning:")
+        and names[0] in warning_lines[0]
+    )
     assert read_run(tmp_path / "run")["config"]["test_images"] == len(names)
 
 
@@ -337,7 +399,9 @@ def test_training_from_a_prepared_cache(sample, tmp_path, capsys):
     assert train(sample, run, "--cache", str(cache), "--max-steps", "2") == 0
     assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2]
     assert read_run(run)["config"]["cache"] == str(cache)
-    assert main(["--run-dir", str(run), "--resume", "--no-progress", "--max-steps", "3"]) == 0  # the cache from run.json
+    assert (
+        main(["--run-dir", str(run), "--resume", "--no-progress", "--max-steps", "3"]) == 0
+    )  # the cache from run.json
     assert [r["step"] for r in read_metrics(run) if r.get("split") == "train"] == [1, 2, 3]
     assert train(sample, tmp_path / "run2", "--cache", str(cache), "--image-size", "64") == 2
     assert "kinone-prepare --image-size 64" in one_line_error(capsys)

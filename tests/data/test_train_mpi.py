@@ -37,8 +37,9 @@ def _missing() -> str | None:
     if find_mpiexec() is None:
         return "no mpiexec beside the Python executable or on PATH (pip install mpi4py mpich)"
     try:
-        import kinone.distributed  # noqa: F401
         import mpi4py  # noqa: F401 - importing the package does not initialise MPI
+
+        import kinone.distributed  # noqa: F401
     except ImportError as error:
         return f"kinone-distributed or mpi4py is not installed ({error})"
     return None
@@ -86,9 +87,28 @@ def tiny_sample(tmp_path_factory):
 
 
 def train_cli(tiny_sample, run_dir, processes, *extra):
-    return launch(["-m", "kinone.data.train_cli", "--data-dir", str(tiny_sample), "--model", "resnet18", "--image-size",
-                   "32", "--epochs", "2", "--batch-size", "8", "--run-dir", str(run_dir), "--no-progress", *extra],
-                  processes, cwd=run_dir.parent)
+    return launch(
+        [
+            "-m",
+            "kinone.data.train_cli",
+            "--data-dir",
+            str(tiny_sample),
+            "--model",
+            "resnet18",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            *extra,
+        ],
+        processes,
+        cwd=run_dir.parent,
+    )
 
 
 def train_steps(run_dir) -> list[int]:
@@ -207,11 +227,11 @@ def test_two_ranks_at_batch_b_train_as_one_process_at_batch_2b(parity_runs):
         # Measured: at most 6e-8 absolute, 3.1e-7 relative (float32 sums in another order);
         # with augmentation keyed by batch instead of by sample: 1.2e-2.
         np.testing.assert_allclose(two[key], one[key], rtol=2e-6, atol=1e-6, err_msg=key)
-    steps = lambda records: [(r["step"], r["epoch"]) for r in records if r.get("split") == "train"]  # noqa: E731
+    steps = lambda records: [(r["step"], r["epoch"]) for r in records if r.get("split") == "train"]
     assert steps(one_records) == steps(two_records) == [(s, (s - 1) // 6) for s in range(1, 13)]
-    losses = lambda records: [r["loss"] for r in records if r.get("split") == "train"]  # noqa: E731
+    losses = lambda records: [r["loss"] for r in records if r.get("split") == "train"]
     np.testing.assert_allclose(losses(two_records), losses(one_records), rtol=1e-5)
-    val = lambda records: [r for r in records if r.get("split") == "val"]  # noqa: E731
+    val = lambda records: [r for r in records if r.get("split") == "val"]
     assert len(val(one_records)) == len(val(two_records)) == 2
     for a, b in zip(val(one_records), val(two_records)):  # the padded sample counted once
         assert b["mean_auroc"] == pytest.approx(a["mean_auroc"], abs=1e-12)
@@ -223,5 +243,7 @@ def test_two_2_rank_runs_are_bit_identical(parity_runs):
     again, again_records, _ = parity_runs["two_again"]
     for key in two:
         np.testing.assert_array_equal(again[key], two[key], err_msg=key)
-    values = lambda records: [{k: v for k, v in r.items() if k not in ("time", "samples_per_sec", "data_time", "step_time")} for r in records]  # noqa: E731
+    values = lambda records: [
+        {k: v for k, v in r.items() if k not in ("time", "samples_per_sec", "data_time", "step_time")} for r in records
+    ]
     assert values(again_records) == values(two_records)

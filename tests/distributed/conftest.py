@@ -68,8 +68,9 @@ def run_mpi():
 
     def run(ranks: int, *checks: str, timeout: float = 120) -> MpiRun:
         command = [mpiexec, *flags, "-n", str(ranks), sys.executable, str(PROGRAM), *checks]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+        )
         try:
             output, _ = process.communicate(timeout=timeout)
             return MpiRun(process.returncode, output, timed_out=False)

@@ -57,7 +57,7 @@ def _check_allreduce():
     for i, p in enumerate(params):
         ranks = [q for q in range(n) if not (i == 1 and q == 0)]  # parameter 1: no gradient on rank 0
         if i != 3:  # parameter 3: no gradient on any rank
-            values = lambda q: np.arange(p.data.size, dtype=np.float32).reshape(p.shape) * (q + 1) + 10 * i  # noqa: E731
+            values = lambda q: np.arange(p.data.size, dtype=np.float32).reshape(p.shape) * (q + 1) + 10 * i
             expected[i] = (sum(values(q) for q in ranks) / np.float32(n)).astype(np.float32)
             if r in ranks:
                 p.grad = Tensor(values(r))
@@ -216,10 +216,21 @@ def broadcast():
 
 def _tricky_state(r):
     return {
-        "state": {0: {"step": 3, "exp_avg": np.arange(6, dtype=np.float32).reshape(2, 3) + r},
-                  7: {"mask": np.array([True, False]), "flag": np.float64(2.5 + r), "empty": np.zeros((0, 3))}},
-        "param_groups": [{"lr": 0.1 * (r + 1), "betas": (0.9, 0.999), "params": [0, 7], "name": f"rank{r}",
-                          "none": None, "nan": float("nan"), "scalar": np.array(4, dtype=np.int16)}],
+        "state": {
+            0: {"step": 3, "exp_avg": np.arange(6, dtype=np.float32).reshape(2, 3) + r},
+            7: {"mask": np.array([True, False]), "flag": np.float64(2.5 + r), "empty": np.zeros((0, 3))},
+        },
+        "param_groups": [
+            {
+                "lr": 0.1 * (r + 1),
+                "betas": (0.9, 0.999),
+                "params": [0, 7],
+                "name": f"rank{r}",
+                "none": None,
+                "nan": float("nan"),
+                "scalar": np.array(4, dtype=np.int16),
+            }
+        ],
         1.5: [True, 3, "x"],
     }
 
@@ -384,8 +395,9 @@ def sync_batchnorm():
     for (name, p), p_ref in zip(model.named_parameters(), reference.parameters()):
         np.testing.assert_allclose(p.grad.data, p_ref.grad.data, err_msg=name, **tolerance)
     for name in ("running_mean", "running_var"):
-        np.testing.assert_allclose(getattr(model[1], name).data, getattr(reference[1], name).data, err_msg=name,
-                                   **tolerance)
+        np.testing.assert_allclose(
+            getattr(model[1], name).data, getattr(reference[1], name).data, err_msg=name, **tolerance
+        )
     model.eval()
     np.testing.assert_allclose(model(Tensor(x_all)).data, reference.eval()(Tensor(x_all)).data, **tolerance)
 

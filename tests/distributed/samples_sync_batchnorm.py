@@ -26,8 +26,10 @@ def train(params=(), running=True, eps=1e-5):
         stats = (None, None)
         if running:
             channels = x.shape[1]
-            stats = (Tensor(np.linspace(-0.5, 0.5, channels)).to(x.device),
-                     Tensor(np.linspace(0.5, 1.5, channels)).to(x.device))
+            stats = (
+                Tensor(np.linspace(-0.5, 0.5, channels)).to(x.device),
+                Tensor(np.linspace(0.5, 1.5, channels)).to(x.device),
+            )
         return sync_batch_norm(x, *stats, named.get("weight"), named.get("bias"), momentum=0.3, eps=eps)
 
     return fn

@@ -45,7 +45,9 @@ def test_every_function_has_a_gradcheck_sample():
 def test_every_function_has_a_docstring_with_its_math():
     for cls in functions_in("kinone.distributed"):
         doc = cls.__doc__ or ""
-        assert "y =" in doc and "dL/d" in doc, f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
+        assert "y =" in doc and "dL/d" in doc, (
+            f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
+        )
 
 
 @pytest.mark.parametrize("function, sample", [(cls, sample) for cls, _, sample in CASES], ids=IDS)

@@ -7,8 +7,19 @@ import re
 
 import pytest
 
-CHECKS = ["allreduce", "overlap", "optimizer", "standin_device", "broadcast", "broadcast_state", "all_gather", "check_same",
-          "average_buffers", "sampler", "sync_batchnorm"]
+CHECKS = [
+    "allreduce",
+    "overlap",
+    "optimizer",
+    "standin_device",
+    "broadcast",
+    "broadcast_state",
+    "all_gather",
+    "check_same",
+    "average_buffers",
+    "sampler",
+    "sync_batchnorm",
+]
 
 
 @pytest.mark.parametrize("ranks", [2, 3])

@@ -17,8 +17,9 @@ REPLICAS = [1, 2, 3, 4, 5]
 
 def _torch_sampler(length, num_replicas, rank, shuffle, seed, drop_last):
     torch_data = pytest.importorskip("torch.utils.data", reason="torch is not installed: no PyTorch reference")
-    return torch_data.DistributedSampler(range(length), num_replicas=num_replicas, rank=rank, shuffle=shuffle,
-                                         seed=seed, drop_last=drop_last)
+    return torch_data.DistributedSampler(
+        range(length), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+    )
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
@@ -40,7 +41,9 @@ def test_shuffled_shares_split_a_permutation_as_pytorch_does(drop_last):
     for length, replicas, epoch in itertools.product(LENGTHS, REPLICAS, [0, 3]):
         permutation = torch.randperm(length, generator=torch.Generator().manual_seed(7 + epoch)).numpy()
         for rank in range(replicas):
-            ours = DistributedSampler(length, num_replicas=replicas, rank=rank, shuffle=True, seed=7, drop_last=drop_last)
+            ours = DistributedSampler(
+                length, num_replicas=replicas, rank=rank, shuffle=True, seed=7, drop_last=drop_last
+            )
             theirs = _torch_sampler(length, replicas, rank, True, 7, drop_last)
             theirs.set_epoch(epoch)
             assert ours.split(permutation).tolist() == list(theirs), (length, replicas, rank, epoch)
@@ -66,7 +69,7 @@ def test_the_order_is_a_pure_function_of_seed_and_epoch():
 
     first = shares(seed=4, epoch=2)
     assert first == shares(seed=4, epoch=2)
-    everything = sum(first, [])
+    everything = [index for share in first for index in share]
     assert len(everything) == 12 and set(everything) == set(range(11))  # every index, plus one repeat
     assert first != shares(seed=4, epoch=3) and first != shares(seed=5, epoch=2)
     sampler = DistributedSampler(11, num_replicas=3, rank=0, seed=4)
@@ -80,7 +83,13 @@ def test_the_order_is_a_pure_function_of_seed_and_epoch():
 
 def test_defaults_come_from_the_runtime_and_bad_arguments_are_refused():
     sampler = DistributedSampler(4)
-    assert (sampler.num_replicas, sampler.rank, sampler.shuffle, sampler.seed, sampler.drop_last) == (1, 0, True, 0, False)
+    assert (sampler.num_replicas, sampler.rank, sampler.shuffle, sampler.seed, sampler.drop_last) == (
+        1,
+        0,
+        True,
+        0,
+        False,
+    )
     with pytest.raises(ValueError, match=r"invalid rank 2, rank should be in the interval \[0, 1\]"):
         DistributedSampler(4, num_replicas=2, rank=2)
     with pytest.raises(ValueError, match="num_replicas must be a positive int"):

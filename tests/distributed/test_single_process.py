@@ -30,7 +30,9 @@ def test_import_does_not_initialise_mpi():
     assert out.split() == ["False", "False"]
 
 
-def test_init_in_one_process_is_world_size_one_and_idempotent(run_mpi):  # run_mpi: skips (or fails under CI) without MPI
+def test_init_in_one_process_is_world_size_one_and_idempotent(
+    run_mpi,
+):  # run_mpi: skips (or fails under CI) without MPI
     out = _run_python(
         "import sys, kinone.distributed as d\n"
         "hook = sys.excepthook\n"
@@ -159,8 +161,12 @@ def test_distributed_optimizer_runs_the_closure_before_stepping():
 
 # ---------------------------------------------------------------------- SyncBatchNorm
 def _bn_model():
-    return nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.Sequential(nn.Flatten(), nn.Linear(4 * 4 * 4, 3), nn.BatchNorm1d(3)))
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Sequential(nn.Flatten(), nn.Linear(4 * 4 * 4, 3), nn.BatchNorm1d(3)),
+    )
 
 
 def test_convert_sync_batchnorm_keeps_parameters_buffers_keys_and_order():

@@ -48,8 +48,9 @@ def nll(target, weight=None, **options):
 
 def bce(weight=None, pos_weight=None, reduction="mean"):
     def fn(x, t):
-        return F.binary_cross_entropy_with_logits(x, t, weight=on(x.device, weight), pos_weight=on(x.device, pos_weight),
-                                                  reduction=reduction)
+        return F.binary_cross_entropy_with_logits(
+            x, t, weight=on(x.device, weight), pos_weight=on(x.device, pos_weight), reduction=reduction
+        )
 
     return fn
 
@@ -96,8 +97,12 @@ SAMPLES = {
         (bce(weight=Tensor(rng.uniform(0.5, 2, (4, 3)))), [r(4, 3), probabilities(4, 3)]),
         (bce(weight=Tensor(rng.uniform(0.5, 2, 3))), [r(4, 3), probabilities(4, 3)]),  # broadcast per class
         (bce(pos_weight=Tensor(rng.uniform(0.5, 3, 3))), [r(4, 3) * 2, probabilities(4, 3)]),
-        (bce(weight=Tensor(rng.uniform(0.5, 2, (4, 1))), pos_weight=Tensor(rng.uniform(0.5, 3, 3)), reduction="none"),
-         [r(4, 3), probabilities(4, 3)]),
+        (
+            bce(
+                weight=Tensor(rng.uniform(0.5, 2, (4, 1))), pos_weight=Tensor(rng.uniform(0.5, 3, 3)), reduction="none"
+            ),
+            [r(4, 3), probabilities(4, 3)],
+        ),
         (bce(pos_weight=Tensor(rng.uniform(0.5, 3, 5)), reduction="sum"), [r(2, 3, 5), probabilities(2, 3, 5)]),
         (bce(), [r(6), probabilities(6)]),
     ],

@@ -39,8 +39,12 @@ SAMPLES = {
     BinaryCrossEntropy: [
         (lambda x, t: F.binary_cross_entropy(x, t), [probabilities(3, 4), probabilities(3, 4)]),
         (lambda x, t: F.binary_cross_entropy(x, t, reduction="none"), [probabilities(5), probabilities(5)]),
-        (lambda x, t: F.binary_cross_entropy(x, t, weight=Tensor(np.linspace(0.5, 2, 4)).to(x.device), reduction="sum"),
-         [probabilities(2, 4), probabilities(2, 4)]),
+        (
+            lambda x, t: F.binary_cross_entropy(
+                x, t, weight=Tensor(np.linspace(0.5, 2, 4)).to(x.device), reduction="sum"
+            ),
+            [probabilities(2, 4), probabilities(2, 4)],
+        ),
     ],
     L1: [
         (lambda x, t: F.l1_loss(x, t), apart(3, 4)),
@@ -53,9 +57,15 @@ SAMPLES = {
         (lambda x, t: F.smooth_l1_loss(x, t, beta=0.0, reduction="none"), apart(6)),  # beta 0: l1
     ],
     KLDiv: [
-        (lambda x, t: F.kl_div(x, t, reduction="batchmean"), [log_probabilities(3, 4), np.exp(log_probabilities(3, 4))]),
+        (
+            lambda x, t: F.kl_div(x, t, reduction="batchmean"),
+            [log_probabilities(3, 4), np.exp(log_probabilities(3, 4))],
+        ),
         (lambda x, t: F.kl_div(x, t, reduction="none"), [log_probabilities(2, 3), np.exp(log_probabilities(2, 3))]),
-        (lambda x, t: F.kl_div(x, t, reduction="sum", log_target=True), [log_probabilities(3, 4), log_probabilities(3, 4)]),
+        (
+            lambda x, t: F.kl_div(x, t, reduction="sum", log_target=True),
+            [log_probabilities(3, 4), log_probabilities(3, 4)],
+        ),
         (lambda x, t: F.kl_div(x, t, log_target=True), [log_probabilities(2, 5), log_probabilities(2, 5)]),
     ],
     CosineSimilarity: [

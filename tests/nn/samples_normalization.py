@@ -32,8 +32,16 @@ def train(**options):
     def fn(x, *params):
         running_mean, running_var = stats(x.shape[1], x.device) if options.get("running", True) else (None, None)
         named = dict(zip(options.get("params", ()), params))
-        return F.batch_norm(x, running_mean, running_var, named.get("weight"), named.get("bias"), training=True,
-                            momentum=0.3, eps=options.get("eps", 1e-5))
+        return F.batch_norm(
+            x,
+            running_mean,
+            running_var,
+            named.get("weight"),
+            named.get("bias"),
+            training=True,
+            momentum=0.3,
+            eps=options.get("eps", 1e-5),
+        )
 
     return fn
 
@@ -43,8 +51,15 @@ def evaluate(**options):
 
     def fn(x, *params):
         named = dict(zip(options.get("params", ()), params))
-        return F.batch_norm(x, Tensor(mean).to(x.device), Tensor(var).to(x.device), named.get("weight"), named.get("bias"), training=False,
-                            eps=options.get("eps", 1e-5))
+        return F.batch_norm(
+            x,
+            Tensor(mean).to(x.device),
+            Tensor(var).to(x.device),
+            named.get("weight"),
+            named.get("bias"),
+            training=False,
+            eps=options.get("eps", 1e-5),
+        )
 
     return fn
 

@@ -19,9 +19,26 @@ CUDA = backend.Device("cuda:0")
 
 
 # What cupy.random.Generator offers (CuPy 14, cupy/random/_generator_api.pyx): no `normal`.
-CUPY_GENERATOR_METHODS = {"random", "uniform", "integers", "beta", "chisquare", "dirichlet", "exponential", "f",
-                          "geometric", "hypergeometric", "logseries", "standard_exponential", "poisson", "power",
-                          "standard_normal", "gamma", "standard_gamma", "binomial"}
+CUPY_GENERATOR_METHODS = {
+    "random",
+    "uniform",
+    "integers",
+    "beta",
+    "chisquare",
+    "dirichlet",
+    "exponential",
+    "f",
+    "geometric",
+    "hypergeometric",
+    "logseries",
+    "standard_exponential",
+    "poisson",
+    "power",
+    "standard_normal",
+    "gamma",
+    "standard_gamma",
+    "binomial",
+}
 
 
 def _real_gpu() -> bool:

@@ -130,10 +130,12 @@ def class_target(classes, *shape):
 LOSSES = {
     "cross_entropy": lambda x, r: F.cross_entropy(x, class_target(4, 6), reduction=r),
     "cross_entropy_smoothed_weighted": lambda x, r: F.cross_entropy(
-        x, class_target(4, 6), weight=on_device(rng.uniform(0.5, 2, 4)), label_smoothing=0.1, reduction=r),
+        x, class_target(4, 6), weight=on_device(rng.uniform(0.5, 2, 4)), label_smoothing=0.1, reduction=r
+    ),
     "nll_loss": lambda x, r: F.nll_loss(x, class_target(4, 6), weight=on_device(rng.uniform(0.5, 2, 4)), reduction=r),
     "binary_cross_entropy_with_logits": lambda x, r: F.binary_cross_entropy_with_logits(
-        x, on_device(rng.uniform(0, 1, (6, 4))), pos_weight=on_device(rng.uniform(0.5, 2, 4)), reduction=r),
+        x, on_device(rng.uniform(0, 1, (6, 4))), pos_weight=on_device(rng.uniform(0.5, 2, 4)), reduction=r
+    ),
     "mse_loss": lambda x, r: F.mse_loss(x, on_device(rng.standard_normal((6, 4))), reduction=r),
 }
 

@@ -11,7 +11,9 @@ import pytest
 from kinone.autograd import backend
 from kinone.autograd.testing import device_parity
 
-_spec = importlib.util.spec_from_file_location("kinone_nn_gradcheck_samples", Path(__file__).parent / "test_gradcheck.py")
+_spec = importlib.util.spec_from_file_location(
+    "kinone_nn_gradcheck_samples", Path(__file__).parent / "test_gradcheck.py"
+)
 _module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_module)
 CASES = _module.CASES
@@ -23,7 +25,9 @@ def standin_cuda():
         yield
 
 
-@pytest.mark.parametrize("function, sample", [(cls, s) for cls, _, s in CASES], ids=[f"{cls.__name__}-{i}" for cls, i, _ in CASES])
+@pytest.mark.parametrize(
+    "function, sample", [(cls, s) for cls, _, s in CASES], ids=[f"{cls.__name__}-{i}" for cls, i, _ in CASES]
+)
 def test_function_on_the_standin_device_matches_the_cpu(function, sample):
     fn, inputs = sample[0], sample[1]
     device_parity(fn, inputs)

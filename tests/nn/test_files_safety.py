@@ -5,7 +5,6 @@ the user's umask, and the temporaries of killed writes removed."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import stat
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from kinone import nn
-from kinone.nn.serialization import METADATA_KEY, atomic_write, remove_stale_temporaries
+from kinone.nn.serialization import METADATA_KEY, remove_stale_temporaries
 from kinone.train import load_checkpoint, read_checkpoint_progress, save_checkpoint
 from kinone.train.run_log import RunWriter
 
@@ -50,11 +49,29 @@ def handmade_zip(path, members) -> None:
     for name, method, crc, data, declared in members:
         name = name.encode()
         offset = len(local)
-        local += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), declared, len(name), 0)
+        local += struct.pack(
+            "<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), declared, len(name), 0
+        )
         local += name + data
         central += struct.pack(
-            "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc, len(data), declared,
-            len(name), 0, 0, 0, 0, 0, offset,
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            method,
+            0,
+            0x21,
+            crc,
+            len(data),
+            declared,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
         )
         central += name
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(local), 0)

@@ -32,8 +32,10 @@ def _real_gpu() -> bool:
         return False
 
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not STANDIN and not _real_gpu(), reason="needs CuPy and a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not STANDIN and not _real_gpu(), reason="needs CuPy and a CUDA device"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +52,10 @@ def _cases(path: Path, name: str):
 
 
 HERE = Path(__file__).parent
-CASES = [*_cases(HERE.parent / "autograd" / "test_gradcheck.py", "gpu_autograd_samples"),
-         *_cases(HERE / "test_gradcheck.py", "gpu_nn_samples")]
+CASES = [
+    *_cases(HERE.parent / "autograd" / "test_gradcheck.py", "gpu_autograd_samples"),
+    *_cases(HERE / "test_gradcheck.py", "gpu_nn_samples"),
+]
 IDS = [f"{cls.__name__}-{i}" for cls, i, _ in CASES]
 
 
@@ -70,8 +74,12 @@ def test_function_float32_on_the_gpu_matches_the_cpu(function, sample):
 def test_gradcheck_float64_on_the_gpu(function, sample):
     fn, inputs, options = sample if len(sample) == 3 else (*sample, {})
     cuda = backend.Device("cuda")
-    tensors = [Tensor(backend.to_device(np.array(x, copy=True), cuda), requires_grad=x.dtype.kind == "f")
-               if isinstance(x, np.ndarray) else x for x in inputs]
+    tensors = [
+        Tensor(backend.to_device(np.array(x, copy=True), cuda), requires_grad=x.dtype.kind == "f")
+        if isinstance(x, np.ndarray)
+        else x
+        for x in inputs
+    ]
     assert gradcheck(fn, tensors, **options)
 
 
@@ -79,7 +87,9 @@ def _step(name: str, device: str, steps: int = 1, size: int = 64, batch: int = 4
     """`deterministic`: no dropout or stochastic depth, whose draws differ between the CPU's and
     the device's generators."""
     manual_seed(0)
-    options = {"dropout": 0.0, "stochastic_depth_prob": 0.0} if deterministic and name.startswith("efficientnet") else {}
+    options = (
+        {"dropout": 0.0, "stochastic_depth_prob": 0.0} if deterministic and name.startswith("efficientnet") else {}
+    )
     model = models.get_model(name, num_classes=14, in_channels=1, **options).to(device)
     optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(1)

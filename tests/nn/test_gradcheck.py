@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinone.autograd import Tensor, functions_in, gradcheck, trace
-
 import kinone.nn  # noqa: F401  (defines the Functions)
+from kinone.autograd import Tensor, functions_in, gradcheck, trace
 
 
 def _load_samples() -> dict:
@@ -43,7 +42,9 @@ def test_every_function_has_a_gradcheck_sample():
 def test_every_function_has_a_docstring_with_its_math():
     for cls in functions_in("kinone.nn"):
         doc = cls.__doc__ or ""
-        assert "y =" in doc and "dL/d" in doc, f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
+        assert "y =" in doc and "dL/d" in doc, (
+            f"{cls.__qualname__}: docstring must state forward (y = ...) and gradient (dL/d...)"
+        )
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,14 @@ from kinone.nn.module_graph import build_graph
 
 
 def _tiny():
-    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Dropout(0.5),
-                         nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),
+        nn.BatchNorm2d(2),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Flatten(),
+        nn.Linear(2 * 4 * 4, 3),
+    )
 
 
 X = np.ones((2, 1, 4, 4), np.float32)
@@ -42,7 +48,13 @@ def test_expanded_every_function_and_parameter_named_and_clustered():
 def test_collapsed_one_node_per_module_with_its_parameters_folded_in():
     graph = build_graph(_tiny(), X)
     assert [(n.kind, n.title) for n in graph.nodes] == [
-        ("constant", "input"), ("module", "0"), ("module", "1"), ("module", "2"), ("module", "4"), ("module", "5")]
+        ("constant", "input"),
+        ("module", "0"),
+        ("module", "1"),
+        ("module", "2"),
+        ("module", "4"),
+        ("module", "5"),
+    ]
     assert [n.parameters for n in graph.nodes[1:3]] == [("0.weight", "0.bias"), ("1.weight", "1.bias")]
     assert graph.nodes[1].detail == "Conv2d · 1 op"
     assert graph.nodes[-1].shape == (2, 3)
@@ -89,6 +101,10 @@ def test_depth_chooses_the_boxes_and_a_module_called_twice_gets_two():
     assert [n.title for n in graph.nodes if n.kind == "module"] == ["block (call 1)", "block (call 2)"]
     deeper = build_graph(Twice(), np.ones((1, 3), np.float32))
     assert [n.title for n in deeper.nodes if n.kind == "module"] == [
-        "block.0 (call 1)", "block.1 (call 1)", "block.0 (call 2)", "block.1 (call 2)"]
+        "block.0 (call 1)",
+        "block.1 (call 1)",
+        "block.0 (call 2)",
+        "block.1 (call 2)",
+    ]
     with pytest.raises(ValueError, match="depth must be at least 1"):
         build_graph(Twice(), np.ones((1, 3), np.float32), depth=0)

@@ -113,10 +113,10 @@ def test_warm_restarts_at_fractional_epochs_match_torch(T_mult):
             _assert_same_lrs(f"at epoch {epoch + i / iters}", kinone, torch_pair)
             assert kinone[1].T_cur == torch_pair[1].T_cur and kinone[1].T_i == torch_pair[1].T_i
     for step in range(5):  # interleaved: a plain step continues from the last epoch given
-        for opt, sched in (kinone, torch_pair):
+        for _, sched in (kinone, torch_pair):
             sched.step()
         _assert_same_lrs(f"plain step {step}", kinone, torch_pair)
-    for opt, sched in (kinone, torch_pair):
+    for _, sched in (kinone, torch_pair):
         sched.step(26)
     _assert_same_lrs("step(26)", kinone, torch_pair)
     assert kinone[1].last_epoch == torch_pair[1].last_epoch == 26

@@ -25,7 +25,8 @@ def test_the_readme_table_is_the_generated_one(math_table):
     current = math_table.readme_table(math_table.README.read_text(encoding="utf-8"))
     assert current is not None, "packages/kinone-nn/README.md lost its math-table block"
     assert current == math_table.table(), (
-        "packages/kinone-nn/README.md's 'where the math is' table is out of date: run python tools/math_table.py --write")
+        "packages/kinone-nn/README.md's 'where the math is' table is out of date: run python tools/math_table.py --write"
+    )
 
 
 def test_every_public_op_has_a_row_and_every_function_its_math(math_table):

@@ -54,11 +54,28 @@ def test_registration_order_gives_pytorch_dotted_keys():
 def test_parameters_buffers_children_and_modules():
     net = Net()
     names = [n for n, _ in net.named_parameters()]
-    assert names == ["w", "block.fc.weight", "block.fc.bias", "layers.0.weight", "layers.0.bias", "head.proj.weight", "head.proj.bias"]
+    assert names == [
+        "w",
+        "block.fc.weight",
+        "block.fc.bias",
+        "layers.0.weight",
+        "layers.0.bias",
+        "head.proj.weight",
+        "head.proj.bias",
+    ]
     assert len(list(net.parameters())) == 7
     assert [n for n, _ in net.named_buffers()] == ["block.scale", "block.cache"]
     assert [n for n, _ in net.named_children()] == ["block", "layers", "head"]
-    assert [n for n, _ in net.named_modules()] == ["", "block", "block.fc", "layers", "layers.0", "layers.1", "head", "head.proj"]
+    assert [n for n, _ in net.named_modules()] == [
+        "",
+        "block",
+        "block.fc",
+        "layers",
+        "layers.0",
+        "layers.1",
+        "head",
+        "head.proj",
+    ]
     assert net.num_parameters() == 4 + 16 + 20 + 10
     assert all(p.requires_grad for p in net.parameters())
 
@@ -140,8 +157,11 @@ def test_shape_mismatch_names_the_key_and_both_shapes_and_writes_nothing():
     before = net.block.fc.bias.data.copy()
     sd = OrderedDict((k, np.ones_like(v)) for k, v in net.state_dict().items())
     sd["head.proj.weight"] = np.zeros((3, 4))
-    with pytest.raises(RuntimeError, match=r"size mismatch for head.proj.weight: copying a param with shape \(3, 4\), "
-                                           r"the shape in the current model is \(2, 4\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"size mismatch for head.proj.weight: copying a param with shape \(3, 4\), "
+        r"the shape in the current model is \(2, 4\)",
+    ):
         net.load_state_dict(sd)
     assert np.array_equal(net.block.fc.bias.data, before)
 
@@ -163,8 +183,13 @@ def test_batchnorm_state_dict_has_num_batches_tracked():
 def test_repr_is_readable():
     text = repr(Net())
     assert "(block): Block(\n    (fc): Linear(in_features=3, out_features=4, bias=True)\n  )" in text
-    assert "(layers): ModuleList(\n    (0): Linear(in_features=4, out_features=4, bias=True)\n    (1): ReLU()\n  )" in text
-    assert repr(nn.Conv2d(3, 8, 3, padding=1, bias=False)) == "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)"
+    assert (
+        "(layers): ModuleList(\n    (0): Linear(in_features=4, out_features=4, bias=True)\n    (1): ReLU()\n  )" in text
+    )
+    assert (
+        repr(nn.Conv2d(3, 8, 3, padding=1, bias=False))
+        == "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)"
+    )
 
 
 def test_containers():

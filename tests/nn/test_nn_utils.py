@@ -42,7 +42,9 @@ def test_clipping_bumps_versions_and_skips_parameters_without_grad():
     clip_grad_norm_(params, 1.0)
     assert [p.grad._version for p in params[:3]] == [v + 1 for v in versions]
     assert params[3].grad is None
-    assert float(sum((p.grad.data.astype(np.float64) ** 2).sum() for p in params[:3]) ** 0.5) == pytest.approx(1.0, rel=1e-5)
+    assert float(sum((p.grad.data.astype(np.float64) ** 2).sum() for p in params[:3]) ** 0.5) == pytest.approx(
+        1.0, rel=1e-5
+    )
 
 
 def test_nonfinite_norm_is_an_error_when_asked():

@@ -38,8 +38,9 @@ def test_batch_norm_training_normalises_and_updates_running_stats_in_place(shape
     running_mean, running_var = Tensor(rng.standard_normal(shape[1])), Tensor(rng.uniform(0.5, 2, shape[1]))
     before_mean, before_var = running_mean.data.copy(), running_var.data.copy()
     mean_array, var_array = running_mean.data, running_var.data
-    y = F.batch_norm(Tensor(x), running_mean, running_var, Tensor(weight), Tensor(bias), training=True,
-                     momentum=0.2, eps=1e-3)
+    y = F.batch_norm(
+        Tensor(x), running_mean, running_var, Tensor(weight), Tensor(bias), training=True, momentum=0.2, eps=1e-3
+    )
     expected, batch_mean, unbiased_var = reference_batch_norm(x, weight, bias, 1e-3)
     np.testing.assert_allclose(y.data, expected, rtol=1e-12, atol=1e-12)
     assert running_mean.data is mean_array and running_var.data is var_array  # updated in place
@@ -141,8 +142,11 @@ def test_batch_norm_errors():
     stats = Tensor(np.zeros(3)), Tensor(np.ones(3))
     with pytest.raises(ValueError, match=r"batch_norm: expected an input of shape \(N, C\).*got shape \(4,\)"):
         F.batch_norm(Tensor(np.zeros(4)), *stats, training=True)
-    with pytest.raises(ValueError, match=r"batch_norm: weight of shape \(2,\) does not match the input of shape "
-                                         r"\(4, 3, 2\): expected \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch_norm: weight of shape \(2,\) does not match the input of shape "
+        r"\(4, 3, 2\): expected \(3,\)",
+    ):
         F.batch_norm(x, *stats, Tensor(np.ones(2)), training=True)
     with pytest.raises(ValueError, match=r"running_mean of shape \(4,\)"):
         F.batch_norm(x, Tensor(np.zeros(4)), stats[1])
@@ -290,7 +294,9 @@ def test_cross_entropy_is_invariant_to_row_shifts_on_every_shift_path(dtype, pat
     # Logits need no shift, one scalar shift (rows close together, far from 0), or one shift
     # per row (row maxima far apart: one scalar would underflow the lower rows).
     h = -0.5 * np.log(np.finfo(dtype).tiny)
-    offsets = {"none": [0.0, 0.0, 0.0], "scalar": [2 * h, 2 * h + 1, 2 * h - 1], "per-row": [0.0, 1.5 * h, -1.5 * h]}[path]
+    offsets = {"none": [0.0, 0.0, 0.0], "scalar": [2 * h, 2 * h + 1, 2 * h - 1], "per-row": [0.0, 1.5 * h, -1.5 * h]}[
+        path
+    ]
     x = rng.standard_normal((3, 5))
     moved = (x + np.array(offsets)[:, None]).astype(dtype)
     shift = loss_module._softmax_shift(moved, 1)
@@ -335,8 +341,11 @@ def test_nll_loss_picks_the_target_entries():
 def test_class_index_loss_errors(loss):
     name = loss.__name__
     x = Tensor(rng.standard_normal((4, 3)))
-    with pytest.raises(ValueError, match=rf"{name}: target of shape \(3,\) does not match input of shape \(4, 3\): "
-                                         r"expected target shape \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: target of shape \(3,\) does not match input of shape \(4, 3\): "
+        r"expected target shape \(4,\)",
+    ):
         loss(x, Tensor(np.array([0, 1, 2])))
     with pytest.raises(IndexError, match=rf"{name}: target value 3 is out of range for 3 classes"):
         loss(x, Tensor(np.array([0, 1, 3, 2])))
@@ -377,8 +386,9 @@ def test_bce_with_logits_matches_the_formula_with_weights():
     w, pw = rng.uniform(0.5, 2, (4, 1)), rng.uniform(0.5, 3, 3)
     sig = 1 / (1 + np.exp(-x))
     expected = -w * (pw * t * np.log(sig) + (1 - t) * np.log(1 - sig))
-    got = F.binary_cross_entropy_with_logits(Tensor(x), Tensor(t), weight=Tensor(w), pos_weight=Tensor(pw),
-                                             reduction="none")
+    got = F.binary_cross_entropy_with_logits(
+        Tensor(x), Tensor(t), weight=Tensor(w), pos_weight=Tensor(pw), reduction="none"
+    )
     np.testing.assert_allclose(got.data, expected, rtol=1e-10)
     got = F.binary_cross_entropy_with_logits(Tensor(x), Tensor(t), weight=Tensor(w), pos_weight=Tensor(pw))
     np.testing.assert_allclose(got.data, expected.mean(), rtol=1e-10)
@@ -405,8 +415,9 @@ def test_bce_with_logits_gradient_for_the_target():
 
 def test_bce_with_logits_is_one_function():
     with trace() as records:
-        F.binary_cross_entropy_with_logits(leaf(np.zeros((2, 3))), Tensor(np.ones((2, 3))),
-                                           weight=Tensor(np.ones(3)), pos_weight=Tensor(np.ones(3)))
+        F.binary_cross_entropy_with_logits(
+            leaf(np.zeros((2, 3))), Tensor(np.ones((2, 3))), weight=Tensor(np.ones(3)), pos_weight=Tensor(np.ones(3))
+        )
     assert [r.function for r in records] == [BCEWithLogits]
     assert records[0].attrs["inputs"] == ("weight", "pos_weight")
 
@@ -416,8 +427,11 @@ def test_bce_with_logits_errors():
     x = Tensor(np.zeros((4, 3)))
     with pytest.raises(ValueError, match=rf"{op}: target of shape \(4, 2\) must have the same shape as input \(4, 3\)"):
         F.binary_cross_entropy_with_logits(x, Tensor(np.zeros((4, 2))))
-    with pytest.raises(ValueError, match=rf"{op}: pos_weight of shape \(4,\) does not broadcast to the input's shape "
-                                         r"\(4, 3\) \(one entry per class of the last dim\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{op}: pos_weight of shape \(4,\) does not broadcast to the input's shape "
+        r"\(4, 3\) \(one entry per class of the last dim\)",
+    ):
         F.binary_cross_entropy_with_logits(x, Tensor(np.zeros((4, 3))), pos_weight=Tensor(np.ones(4)))
     with pytest.raises(ValueError, match=rf"{op}: weight of shape \(2, 4, 3\) does not broadcast"):
         F.binary_cross_entropy_with_logits(x, Tensor(np.zeros((4, 3))), weight=Tensor(np.ones((2, 4, 3))))
@@ -441,7 +455,9 @@ def test_mse_loss_values_and_gradients_to_both():
 
 
 def test_mse_loss_errors():
-    with pytest.raises(ValueError, match=r"mse_loss: target of shape \(3, 1\) must have the same shape as input \(3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"mse_loss: target of shape \(3, 1\) must have the same shape as input \(3, 4\)"
+    ):
         F.mse_loss(Tensor(np.zeros((3, 4))), Tensor(np.zeros((3, 1))))
     with pytest.raises(ValueError, match="mse_loss: reduction must be one of"):
         F.mse_loss(Tensor(np.zeros(3)), Tensor(np.zeros(3)), reduction="avg")
@@ -453,12 +469,14 @@ def test_loss_modules_pass_their_options_through():
     x, t = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
     w = np.array([1.0, 2.0, 0.5])
     module = nn.CrossEntropyLoss(weight=w, label_smoothing=0.1, reduction="sum", ignore_index=1)
-    direct = F.cross_entropy(Tensor(x), Tensor(t), weight=Tensor(w), label_smoothing=0.1, reduction="sum",
-                             ignore_index=1)
+    direct = F.cross_entropy(
+        Tensor(x), Tensor(t), weight=Tensor(w), label_smoothing=0.1, reduction="sum", ignore_index=1
+    )
     np.testing.assert_allclose(module(Tensor(x), Tensor(t)).data, direct.data, rtol=1e-12)
     logp = log_softmax(x, 1)
     np.testing.assert_allclose(nn.NLLLoss()(Tensor(logp), Tensor(t)).data, -logp[np.arange(5), t].mean(), rtol=1e-12)
     multi = (rng.random((5, 3)) > 0.5).astype(np.float64)
     bce = nn.BCEWithLogitsLoss(pos_weight=w)(Tensor(x), Tensor(multi))
     np.testing.assert_allclose(
-        bce.data, F.binary_cross_entropy_with_logits(Tensor(x), Tensor(multi), pos_weight=Tensor(w)).data, rtol=1e-12)
+        bce.data, F.binary_cross_entropy_with_logits(Tensor(x), Tensor(multi), pos_weight=Tensor(w)).data, rtol=1e-12
+    )

@@ -20,6 +20,8 @@ import kinone.optim as ko  # noqa: E402
 from kinone.autograd import Tensor  # noqa: E402
 from kinone.nn import Linear  # noqa: E402
 from kinone.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+
 def _load_beside(stem: str):
     """A test module beside this file (pytest runs with --import-mode=importlib: no sys.path)."""
     path = Path(__file__).with_name(f"{stem}.py")

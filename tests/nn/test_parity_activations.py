@@ -13,7 +13,11 @@ from kinone.autograd import Tensor  # noqa: E402
 from kinone.nn import functional as F  # noqa: E402
 
 TOLERANCES = {np.float64: (1e-7, 1e-10), np.float32: (1e-4, 1e-6)}
-OPS = {"silu": (F.silu, torch.nn.functional.silu), "gelu": (F.gelu, torch.nn.functional.gelu), "erf": (F.erf, torch.erf)}
+OPS = {
+    "silu": (F.silu, torch.nn.functional.silu),
+    "gelu": (F.gelu, torch.nn.functional.gelu),
+    "erf": (F.erf, torch.erf),
+}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

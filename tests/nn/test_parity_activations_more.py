@@ -18,8 +18,30 @@ TOLERANCES = {np.float64: (1e-7, 1e-12), np.float32: (1e-5, 1e-6)}
 
 # Points on every piece, on the kinks (0, ±3, 6), and far out (exp must neither overflow nor
 # lose the linear regime).
-POINTS = np.array([-1000.0, -30.0, -6.0, -3.0, -2.9, -1.0, -1e-3, 0.0, 1e-3, 0.5, 2.9, 3.0, 5.9, 6.0, 6.1, 9.9, 10.1,
-                   20.0, 25.0, 1000.0])
+POINTS = np.array(
+    [
+        -1000.0,
+        -30.0,
+        -6.0,
+        -3.0,
+        -2.9,
+        -1.0,
+        -1e-3,
+        0.0,
+        1e-3,
+        0.5,
+        2.9,
+        3.0,
+        5.9,
+        6.0,
+        6.1,
+        9.9,
+        10.1,
+        20.0,
+        25.0,
+        1000.0,
+    ]
+)
 
 CASES = [
     ("leaky_relu", {}, "LeakyReLU"),
@@ -44,7 +66,10 @@ def compare(ours_fn, theirs_fn, dtype):
     (y_k * Tensor(upstream)).sum().backward()
     (y_t * torch.tensor(upstream)).sum().backward()
     rtol, atol = TOLERANCES[dtype]
-    for what, ours, theirs in (("output", y_k.data, y_t.detach().numpy()), ("gradient", x_k.grad.data, x_t.grad.numpy())):
+    for what, ours, theirs in (
+        ("output", y_k.data, y_t.detach().numpy()),
+        ("gradient", x_k.grad.data, x_t.grad.numpy()),
+    ):
         assert ours.dtype == theirs.dtype == dtype, what
         assert np.isfinite(ours).all(), what
         np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=what)

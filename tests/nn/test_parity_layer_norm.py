@@ -68,8 +68,14 @@ def test_layer_norm(shapes, affine, dtype):
     x = rng.standard_normal(shape) * 3 + 2
     w = rng.uniform(0.5, 1.5, normalized) if affine[0] else None
     b = rng.standard_normal(normalized) if affine[1] else None
-    run_both(lambda x, w, b: F.layer_norm(x, normalized, w, b, eps=1e-4),
-             lambda x, w, b: TF.layer_norm(x, normalized, w, b, eps=1e-4), x, [w, b], dtype, rng)
+    run_both(
+        lambda x, w, b: F.layer_norm(x, normalized, w, b, eps=1e-4),
+        lambda x, w, b: TF.layer_norm(x, normalized, w, b, eps=1e-4),
+        x,
+        [w, b],
+        dtype,
+        rng,
+    )
 
 
 GN_CASES = [((4, 6), 3), ((2, 6, 5), 2), ((2, 4, 3, 3), 4), ((2, 4, 3, 3), 1), ((2, 6, 2, 2, 3), 3)]
@@ -82,8 +88,14 @@ def test_group_norm(case, affine, dtype):
     x = rng.standard_normal(shape) * 2 - 1
     w = rng.uniform(0.5, 1.5, shape[1]) if affine[0] else None
     b = rng.standard_normal(shape[1]) if affine[1] else None
-    run_both(lambda x, w, b: F.group_norm(x, groups, w, b, eps=1e-3),
-             lambda x, w, b: TF.group_norm(x, groups, torch_weight(w, b), b, eps=1e-3), x, [w, b], dtype, rng)
+    run_both(
+        lambda x, w, b: F.group_norm(x, groups, w, b, eps=1e-3),
+        lambda x, w, b: TF.group_norm(x, groups, torch_weight(w, b), b, eps=1e-3),
+        x,
+        [w, b],
+        dtype,
+        rng,
+    )
 
 
 def torch_weight(w, b):
@@ -102,12 +114,24 @@ def test_instance_norm_functional_with_running_stats(shape, dtype):
     rm_k, rm_t = pair(mean0, dtype, False)
     rv_k, rv_t = pair(var0, dtype, False)
     w, b = rng.uniform(0.5, 1.5, channels), rng.standard_normal(channels)
-    run_both(lambda x, w, b: F.instance_norm(x, rm_k, rv_k, w, b, momentum=0.3),
-             lambda x, w, b: TF.instance_norm(x, rm_t, rv_t, w, b, momentum=0.3), rng.standard_normal(shape), [w, b], dtype, rng)
+    run_both(
+        lambda x, w, b: F.instance_norm(x, rm_k, rv_k, w, b, momentum=0.3),
+        lambda x, w, b: TF.instance_norm(x, rm_t, rv_t, w, b, momentum=0.3),
+        rng.standard_normal(shape),
+        [w, b],
+        dtype,
+        rng,
+    )
     check(rm_k, rm_t, dtype, "running_mean")
     check(rv_k, rv_t, dtype, "running_var")
-    run_both(lambda x: F.instance_norm(x, rm_k, rv_k, use_input_stats=False),
-             lambda x: TF.instance_norm(x, rm_t, rv_t, use_input_stats=False), rng.standard_normal(shape), [], dtype, rng)
+    run_both(
+        lambda x: F.instance_norm(x, rm_k, rv_k, use_input_stats=False),
+        lambda x: TF.instance_norm(x, rm_t, rv_t, use_input_stats=False),
+        rng.standard_normal(shape),
+        [],
+        dtype,
+        rng,
+    )
 
 
 def copy_parameters(ours, theirs):
@@ -133,8 +157,9 @@ def test_modules_match_torch(make, shape):
     """State-dict keys and shapes, then two training steps (running statistics too) and eval."""
     rng = np.random.default_rng(seed(shape))
     ours, theirs = make(nn), make(torch.nn)
-    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
-        [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in theirs.state_dict().items()
+    ]
     with torch.no_grad():
         for p in theirs.parameters():
             p.uniform_(0.5, 1.5)
@@ -156,7 +181,9 @@ def test_modules_match_torch(make, shape):
 
 def test_norm_errors_name_the_op_and_shape():
     x = Tensor(np.zeros((2, 3, 4), np.float32))
-    with pytest.raises(ValueError, match=r"layer_norm: input of shape \(2, 3, 4\) does not end in normalized_shape \[3\]"):
+    with pytest.raises(
+        ValueError, match=r"layer_norm: input of shape \(2, 3, 4\) does not end in normalized_shape \[3\]"
+    ):
         F.layer_norm(x, 3)
     with pytest.raises(ValueError, match="group_norm: the 3 channels .* num_groups=2"):
         F.group_norm(x, 2)
@@ -184,8 +211,14 @@ def test_embedding(options, dtype):
     indices = rng.integers(0, 7, (3, 5))
     indices[0, :3] = 2  # repeats, and the padding row in use
     indices[1, 0] = 6
-    run_both(lambda w: F.embedding(Tensor(indices), w, **options),
-             lambda w: TF.embedding(torch.tensor(indices), w, **options), rng.standard_normal((7, 4)), [], dtype, rng)
+    run_both(
+        lambda w: F.embedding(Tensor(indices), w, **options),
+        lambda w: TF.embedding(torch.tensor(indices), w, **options),
+        rng.standard_normal((7, 4)),
+        [],
+        dtype,
+        rng,
+    )
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0])

@@ -56,11 +56,17 @@ Q = rng.dirichlet(np.ones(5), 4)
 @pytest.mark.parametrize("reduction, dtype", list(itertools.product(REDUCTIONS, DTYPES)))
 def test_binary_cross_entropy(reduction, dtype):
     weight = rng.uniform(0.5, 2, (5,))
-    compare(lambda x, t: F.binary_cross_entropy(x, t, Tensor(weight.astype(dtype)), reduction=reduction),
-            lambda x, t: TF.binary_cross_entropy(x, t, torch.tensor(weight.astype(dtype)), reduction=reduction),
-            [PROBS[1:], TARGETS[1:]], dtype)
+    compare(
+        lambda x, t: F.binary_cross_entropy(x, t, Tensor(weight.astype(dtype)), reduction=reduction),
+        lambda x, t: TF.binary_cross_entropy(x, t, torch.tensor(weight.astype(dtype)), reduction=reduction),
+        [PROBS[1:], TARGETS[1:]],
+        dtype,
+    )
     # x = 0 and 1: the loss is clamped (finite) and the input gradient matches
-    x_k, x_t = Tensor(PROBS[:1].astype(dtype), requires_grad=True), torch.tensor(PROBS[:1].astype(dtype), requires_grad=True)
+    x_k, x_t = (
+        Tensor(PROBS[:1].astype(dtype), requires_grad=True),
+        torch.tensor(PROBS[:1].astype(dtype), requires_grad=True),
+    )
     y_k = F.binary_cross_entropy(x_k, Tensor(TARGETS[:1].astype(dtype)), reduction=reduction)
     y_t = TF.binary_cross_entropy(x_t, torch.tensor(TARGETS[:1].astype(dtype)), reduction=reduction)
     check(y_k, y_t, dtype, "clamped value")
@@ -71,22 +77,35 @@ def test_binary_cross_entropy(reduction, dtype):
 
 @pytest.mark.parametrize("reduction, dtype", list(itertools.product(REDUCTIONS, DTYPES)))
 def test_l1_loss(reduction, dtype):
-    compare(lambda x, t: F.l1_loss(x, t, reduction=reduction), lambda x, t: TF.l1_loss(x, t, reduction=reduction),
-            [X, T], dtype)
+    compare(
+        lambda x, t: F.l1_loss(x, t, reduction=reduction),
+        lambda x, t: TF.l1_loss(x, t, reduction=reduction),
+        [X, T],
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("reduction, beta, dtype", list(itertools.product(REDUCTIONS, [1.0, 0.5, 0.0, 3.0], DTYPES)))
 def test_smooth_l1_loss(reduction, beta, dtype):
-    compare(lambda x, t: F.smooth_l1_loss(x, t, reduction=reduction, beta=beta),
-            lambda x, t: TF.smooth_l1_loss(x, t, reduction=reduction, beta=beta), [X, T], dtype)
+    compare(
+        lambda x, t: F.smooth_l1_loss(x, t, reduction=reduction, beta=beta),
+        lambda x, t: TF.smooth_l1_loss(x, t, reduction=reduction, beta=beta),
+        [X, T],
+        dtype,
+    )
 
 
-@pytest.mark.parametrize("reduction, log_target, dtype",
-                         list(itertools.product(REDUCTIONS + ["batchmean"], [False, True], DTYPES)))
+@pytest.mark.parametrize(
+    "reduction, log_target, dtype", list(itertools.product(REDUCTIONS + ["batchmean"], [False, True], DTYPES))
+)
 def test_kl_div(reduction, log_target, dtype):
     target = np.log(Q) if log_target else Q
-    compare(lambda x, t: F.kl_div(x, t, reduction=reduction, log_target=log_target),
-            lambda x, t: TF.kl_div(x, t, reduction=reduction, log_target=log_target), [LOGP, target], dtype)
+    compare(
+        lambda x, t: F.kl_div(x, t, reduction=reduction, log_target=log_target),
+        lambda x, t: TF.kl_div(x, t, reduction=reduction, log_target=log_target),
+        [LOGP, target],
+        dtype,
+    )
 
 
 def test_kl_div_zero_target_counts_nothing():
@@ -95,8 +114,15 @@ def test_kl_div_zero_target_counts_nothing():
     check(F.kl_div(x, t, reduction="sum"), theirs, np.float64, "value with zero targets")
 
 
-@pytest.mark.parametrize("shapes, dim, dtype", [(((4, 5), (4, 5)), 1, np.float64), (((2, 3, 4), (3, 4)), -1, np.float32),
-                                                (((3, 2), (3, 1)), 0, np.float64), (((4, 5), (4, 5)), 1, np.float32)])
+@pytest.mark.parametrize(
+    "shapes, dim, dtype",
+    [
+        (((4, 5), (4, 5)), 1, np.float64),
+        (((2, 3, 4), (3, 4)), -1, np.float32),
+        (((3, 2), (3, 1)), 0, np.float64),
+        (((4, 5), (4, 5)), 1, np.float32),
+    ],
+)
 def test_cosine_similarity(shapes, dim, dtype):
     a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
     compare(lambda a, b: F.cosine_similarity(a, b, dim), lambda a, b: TF.cosine_similarity(a, b, dim), [a, b], dtype)
@@ -129,8 +155,9 @@ def test_modules(name, options, inputs):
     ours = build(nn, Tensor)
     with pytest.warns(UserWarning) if {"size_average", "reduce"} & set(options) else _no_warning():
         theirs = build(torch.nn, torch.tensor)
-    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
-        [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in theirs.state_dict().items()
+    ]
     assert getattr(ours, "reduction", None) == getattr(theirs, "reduction", None)
     compare(ours, theirs, inputs, np.float32)
 

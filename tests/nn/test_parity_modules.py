@@ -31,7 +31,9 @@ LAYERS = [
     ("Dropout_eval", lambda m: m.Dropout(0.3).eval(), (3, 4)),
     (
         "Sequential",
-        lambda m: m.Sequential(m.Conv2d(1, 2, 3), m.BatchNorm2d(2), m.ReLU(), m.AdaptiveAvgPool2d(1), m.Flatten(), m.Linear(2, 3)),
+        lambda m: m.Sequential(
+            m.Conv2d(1, 2, 3), m.BatchNorm2d(2), m.ReLU(), m.AdaptiveAvgPool2d(1), m.Flatten(), m.Linear(2, 3)
+        ),
         (2, 1, 6, 6),
     ),
 ]
@@ -94,7 +96,11 @@ def test_loss_modules_match_torch():
     weight = rng.uniform(0.5, 2, 4)
     multi = (rng.random((6, 4)) > 0.5).astype(np.float64)
     cases = [
-        (nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1), torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), label_smoothing=0.1), target),
+        (
+            nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1),
+            torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), label_smoothing=0.1),
+            target,
+        ),
         (nn.BCEWithLogitsLoss(pos_weight=weight), torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight)), multi),
         (nn.MSELoss(), torch.nn.MSELoss(), multi),
     ]
@@ -110,7 +116,10 @@ def test_default_init_distributions_match_torch():
 
     manual_seed(0)
     torch.manual_seed(0)
-    for ours, theirs in [(nn.Linear(256, 128), torch.nn.Linear(256, 128)), (nn.Conv2d(32, 64, 3), torch.nn.Conv2d(32, 64, 3))]:
+    for ours, theirs in [
+        (nn.Linear(256, 128), torch.nn.Linear(256, 128)),
+        (nn.Conv2d(32, 64, 3), torch.nn.Conv2d(32, 64, 3)),
+    ]:
         for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
             a, b = p.data, q.detach().numpy()
             assert a.dtype == b.dtype == np.float32 and a.shape == b.shape

@@ -54,7 +54,9 @@ BN_SHAPES = [(8, 3), (4, 3, 7), (2, 3, 4, 5), (3, 2, 8, 9)]  # the last has rows
 AFFINE = [(True, True), (True, False), (False, True), (False, False)]
 BN_GRID = [
     (shape, training, affine, running, dtype)
-    for shape, training, affine, running, dtype in itertools.product(BN_SHAPES, [True, False], AFFINE, [True, False], DTYPES)
+    for shape, training, affine, running, dtype in itertools.product(
+        BN_SHAPES, [True, False], AFFINE, [True, False], DTYPES
+    )
     if running or training
 ]
 
@@ -62,8 +64,10 @@ BN_GRID = [
 @pytest.mark.parametrize(
     "shape, training, affine, running, dtype",
     BN_GRID,
-    ids=[f"{s}-{'train' if t else 'eval'}-w{int(a[0])}b{int(a[1])}-{'stats' if r else 'nostats'}-{np.dtype(d).name}"
-         for s, t, a, r, d in BN_GRID],
+    ids=[
+        f"{s}-{'train' if t else 'eval'}-w{int(a[0])}b{int(a[1])}-{'stats' if r else 'nostats'}-{np.dtype(d).name}"
+        for s, t, a, r, d in BN_GRID
+    ],
 )
 def test_batch_norm(shape, training, affine, running, dtype):
     rng = np.random.default_rng(seed((shape, training, affine, running)))
@@ -95,11 +99,16 @@ def test_batch_norm(shape, training, affine, running, dtype):
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_batch_norm_modules_over_several_steps(momentum):
     rng = np.random.default_rng(1)
-    ours, theirs = nn.BatchNorm2d(3, momentum=momentum).to(np.float64), torch.nn.BatchNorm2d(3, momentum=momentum).double()
+    ours, theirs = (
+        nn.BatchNorm2d(3, momentum=momentum).to(np.float64),
+        torch.nn.BatchNorm2d(3, momentum=momentum).double(),
+    )
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     for step in range(4):
         x = rng.standard_normal((4, 3, 5, 5)) * (step + 1) + step
-        np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(
+            ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-7, atol=1e-10
+        )
     for key, value in theirs.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-7, err_msg=key)
     ours.eval(), theirs.eval()
@@ -260,8 +269,9 @@ def test_binary_cross_entropy_with_logits_at_1e4(dtype):
 MSE_GRID = list(itertools.product([(4, 3), (2, 3, 4), (5,), ()], ["none", "mean", "sum"], DTYPES))
 
 
-@pytest.mark.parametrize("shape, reduction, dtype", MSE_GRID,
-                         ids=[f"{s}-{r}-{np.dtype(d).name}" for s, r, d in MSE_GRID])
+@pytest.mark.parametrize(
+    "shape, reduction, dtype", MSE_GRID, ids=[f"{s}-{r}-{np.dtype(d).name}" for s, r, d in MSE_GRID]
+)
 def test_mse_loss(shape, reduction, dtype):
     rng = np.random.default_rng(seed((shape, reduction)))
     x_k, x_t = pair(rng.standard_normal(shape), dtype)

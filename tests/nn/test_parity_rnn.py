@@ -180,10 +180,14 @@ MASKS = {
 
 def _mha_arrays(kind, module, rng):
     batch_first = module.batch_first
-    shape = lambda length, dim: (3, length, dim) if batch_first else (length, 3, dim)  # noqa: E731
+    shape = lambda length, dim: (3, length, dim) if batch_first else (length, 3, dim)
     if kind == "self":
         return [rng.standard_normal(shape(5, 8))]
-    return [rng.standard_normal(shape(5, 8)), rng.standard_normal(shape(5, module.kdim)), rng.standard_normal(shape(5, module.vdim))]
+    return [
+        rng.standard_normal(shape(5, 8)),
+        rng.standard_normal(shape(5, module.kdim)),
+        rng.standard_normal(shape(5, module.vdim)),
+    ]
 
 
 def _mha_call(options, masks, to_mask):
@@ -205,10 +209,17 @@ def test_multihead_attention_matches_torch(name, mask, dtype):
         masks = {"attn_mask": np.random.default_rng(5).standard_normal((3 * theirs.num_heads, 5, 5))}
     our_inputs, their_inputs = leaves(_mha_arrays(kind, theirs, np.random.default_rng(6)), dtype)
     with np.errstate(invalid="ignore"):
-        to_ours = lambda m: m.astype(dtype) if m.dtype != bool else m  # noqa: E731
-        to_theirs = lambda m: torch.tensor(to_ours(m))  # noqa: E731
+        to_ours = lambda m: m.astype(dtype) if m.dtype != bool else m
+        to_theirs = lambda m: torch.tensor(to_ours(m))
         our_call, their_call = _mha_call(options, masks, to_ours), _mha_call(options, masks, to_theirs)
-        check(ours, theirs, our_inputs, their_inputs, dtype, lambda module, inputs: (our_call if module is ours else their_call)(module, inputs))
+        check(
+            ours,
+            theirs,
+            our_inputs,
+            their_inputs,
+            dtype,
+            lambda module, inputs: (our_call if module is ours else their_call)(module, inputs),
+        )
 
 
 def test_multihead_attention_unbatched_matches_torch():
@@ -216,7 +227,9 @@ def test_multihead_attention_unbatched_matches_torch():
     rng = np.random.default_rng(7)
     our_inputs, their_inputs = leaves([rng.standard_normal((5, 8)), rng.standard_normal((4, 8))], np.float64)
     mask = np.array([0, 0, 1, 0], bool)
-    call = lambda module, inputs: module(inputs[0], inputs[1], inputs[1], key_padding_mask=mask if module is ours else torch.tensor(mask))  # noqa: E731
+    call = lambda module, inputs: module(
+        inputs[0], inputs[1], inputs[1], key_padding_mask=mask if module is ours else torch.tensor(mask)
+    )
     check(ours, theirs, our_inputs, their_inputs, np.float64, call)
 
 

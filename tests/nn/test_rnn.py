@@ -43,7 +43,12 @@ def test_state_dict_keys_follow_pytorch():
     assert keys[5] == "weight_ih_l0_reverse" and keys[-1] == "weight_hr_l1_reverse"
     assert list(nn.GRUCell(3, 4, bias=False).state_dict()) == ["weight_ih", "weight_hh"]
     assert list(nn.MultiheadAttention(8, 2, kdim=4).state_dict()) == [
-        "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"
+        "q_proj_weight",
+        "k_proj_weight",
+        "v_proj_weight",
+        "in_proj_bias",
+        "out_proj.weight",
+        "out_proj.bias",
     ]
 
 
@@ -115,7 +120,12 @@ def test_gradients_through_the_composed_steps_match_finite_differences(make):
     module = _float64(make())
     params = list(module.parameters())
     x = Tensor(np.random.default_rng(1).standard_normal((3, 2, 3)), requires_grad=True)
-    h0 = Tensor(np.random.default_rng(2).standard_normal((module.num_layers * module.num_directions, 2 if not module.batch_first else 3, 2)), requires_grad=True)
+    h0 = Tensor(
+        np.random.default_rng(2).standard_normal(
+            (module.num_layers * module.num_directions, 2 if not module.batch_first else 3, 2)
+        ),
+        requires_grad=True,
+    )
 
     def run(x, h0, *weights):
         state = (h0, h0 * 0.5) if isinstance(module, nn.LSTM) else h0
@@ -165,7 +175,10 @@ def test_scaled_dot_product_attention_matches_torch(mask):
     arrays = [rng.standard_normal(s) for s in [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)]]
     masks = {"none": None, "bool": rng.random((4, 6)) > 0.3, "float": rng.standard_normal((2, 1, 4, 6)), "causal": None}
     kwargs_ours = {"attn_mask": masks[mask], "is_causal": mask == "causal"}
-    kwargs_theirs = {"attn_mask": None if masks[mask] is None else torch.tensor(masks[mask]), "is_causal": mask == "causal"}
+    kwargs_theirs = {
+        "attn_mask": None if masks[mask] is None else torch.tensor(masks[mask]),
+        "is_causal": mask == "causal",
+    }
     ours = [Tensor(a.copy(), requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
     out_ours = F.scaled_dot_product_attention(*ours, **kwargs_ours)

@@ -37,7 +37,7 @@ class Batches:
             if self.fail_at_epoch is not None and self.calls == self.fail_at_epoch:
                 self.calls += 1
                 raise OSError("cannot read image bad.png")
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             noise = np.random.normal(0, 0.05, self.x[idx].shape).astype(np.float32)
             yield Tensor(self.x[idx] + noise), Tensor(self.y[idx])
         self.calls += 1
@@ -55,9 +55,18 @@ def make_trainer(run_dir, val_fail=None, callbacks=(), epochs=3, checkpoint_ever
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
     optimizer = optim.Adam(model.parameters(), lr=0.01)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=18)
-    return Trainer(model, optimizer, F.binary_cross_entropy_with_logits, Batches(x, y),
-                   Batches(x[:16], y[:16], fail_at_epoch=val_fail), run_dir=run_dir, epochs=epochs,
-                   scheduler=scheduler, checkpoint_every=checkpoint_every, callbacks=callbacks)
+    return Trainer(
+        model,
+        optimizer,
+        F.binary_cross_entropy_with_logits,
+        Batches(x, y),
+        Batches(x[:16], y[:16], fail_at_epoch=val_fail),
+        run_dir=run_dir,
+        epochs=epochs,
+        scheduler=scheduler,
+        checkpoint_every=checkpoint_every,
+        callbacks=callbacks,
+    )
 
 
 def weights(trainer):

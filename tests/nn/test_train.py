@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -291,10 +290,21 @@ def _plateau_run(run_dir, resume=False, max_steps=None):
     model = nn.Linear(4, 1)
     optimizer = optim.SGD(model.parameters(), lr=0.5)
     scheduler = ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=0, threshold=10.0)  # never "better"
-    batches = [(Tensor(x[i:i + 16]), Tensor(y[i:i + 16])) for i in range(0, 64, 16)]
-    trainer = Trainer(model, optimizer, F.binary_cross_entropy_with_logits, batches, batches[:2], run_dir=run_dir,
-                      epochs=3, scheduler=scheduler, scheduler_interval="epoch", plateau_metric="mean_auroc",
-                      metrics={"mean_auroc": mean_auroc}, max_steps=max_steps)
+    batches = [(Tensor(x[i : i + 16]), Tensor(y[i : i + 16])) for i in range(0, 64, 16)]
+    trainer = Trainer(
+        model,
+        optimizer,
+        F.binary_cross_entropy_with_logits,
+        batches,
+        batches[:2],
+        run_dir=run_dir,
+        epochs=3,
+        scheduler=scheduler,
+        scheduler_interval="epoch",
+        plateau_metric="mean_auroc",
+        metrics={"mean_auroc": mean_auroc},
+        max_steps=max_steps,
+    )
     trainer.fit(resume=resume)
     return model, optimizer, scheduler
 
@@ -303,7 +313,7 @@ def test_reduce_lr_on_plateau_steps_once_per_epoch_on_the_validation_metric(tmp_
     model, optimizer, scheduler = _plateau_run(tmp_path / "run")
     # mode max with a huge threshold: no epoch counts as better; patience 0 halves the lr at every
     # epoch but the first (the first value becomes the best).
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.5 ** 2)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.5**2)
     lrs = [r["lr"] for r in read_metrics(tmp_path / "run") if r.get("split") == "train"]
     assert lrs == [0.5] * 8 + [0.25] * 4
 
@@ -323,8 +333,25 @@ def test_reduce_lr_on_plateau_needs_validation(tmp_path):
     model = nn.Linear(2, 1)
     optimizer = optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="ReduceLROnPlateau steps once per epoch on a validation figure"):
-        Trainer(model, optimizer, F.mse_loss, [], None, run_dir=tmp_path, scheduler=ReduceLROnPlateau(optimizer),
-                scheduler_interval="epoch")
+        Trainer(
+            model,
+            optimizer,
+            F.mse_loss,
+            [],
+            None,
+            run_dir=tmp_path,
+            scheduler=ReduceLROnPlateau(optimizer),
+            scheduler_interval="epoch",
+        )
     with pytest.raises(ValueError, match="plateau_metric 'auc' is neither 'loss' nor one of the metrics"):
-        Trainer(model, optimizer, F.mse_loss, [], [], run_dir=tmp_path, scheduler=ReduceLROnPlateau(optimizer),
-                scheduler_interval="epoch", plateau_metric="auc")
+        Trainer(
+            model,
+            optimizer,
+            F.mse_loss,
+            [],
+            [],
+            run_dir=tmp_path,
+            scheduler=ReduceLROnPlateau(optimizer),
+            scheduler_interval="epoch",
+            plateau_metric="auc",
+        )

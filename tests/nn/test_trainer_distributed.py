@@ -71,7 +71,7 @@ class Loader:
 
     def __iter__(self):
         for start in range(0, len(self.sampler), self.batch_size):
-            chosen = self.sampler[start:start + self.batch_size]
+            chosen = self.sampler[start : start + self.batch_size]
             yield Tensor(self.x[chosen]), Tensor(self.y[chosen])
 
 
@@ -82,10 +82,21 @@ def make_trainer(run_dir, distributed=None, epochs=2, checkpoint_every=None, max
     y = (x[:, :3] + 0.3 * rng.standard_normal((24, 3)) > 0).astype(np.float32)
     model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    trainer = Trainer(model, optimizer, F.binary_cross_entropy_with_logits, Loader(x, y, 6), Loader(x[:11], y[:11], 4),
-                      run_dir=run_dir, epochs=epochs, metrics={"mean_auroc": mean_auroc}, best_metric="mean_auroc",
-                      checkpoint_every=checkpoint_every, max_steps=max_steps, grad_norm_every=1,
-                      distributed=distributed)
+    trainer = Trainer(
+        model,
+        optimizer,
+        F.binary_cross_entropy_with_logits,
+        Loader(x, y, 6),
+        Loader(x[:11], y[:11], 4),
+        run_dir=run_dir,
+        epochs=epochs,
+        metrics={"mean_auroc": mean_auroc},
+        best_metric="mean_auroc",
+        checkpoint_every=checkpoint_every,
+        max_steps=max_steps,
+        grad_norm_every=1,
+        distributed=distributed,
+    )
     return trainer
 
 
@@ -101,9 +112,9 @@ def test_world_size_1_gives_the_run_of_no_distributed_object(tmp_path):
     hooked.fit()
     for key, value in weights(plain).items():
         np.testing.assert_array_equal(weights(hooked)[key], value, err_msg=key)
-    train = lambda run: [(r["step"], r["loss"]) for r in read_metrics(run) if r.get("split") == "train"]  # noqa: E731
+    train = lambda run: [(r["step"], r["loss"]) for r in read_metrics(run) if r.get("split") == "train"]
     assert train(tmp_path / "hooked") == train(tmp_path / "plain")
-    val = lambda run: [r for r in read_metrics(run) if r.get("split") == "val"]  # noqa: E731
+    val = lambda run: [r for r in read_metrics(run) if r.get("split") == "val"]
     for a, b in zip(val(tmp_path / "hooked"), val(tmp_path / "plain")):
         assert a["mean_auroc"] == b["mean_auroc"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)  # one mean over the split, not per batch

@@ -106,7 +106,10 @@ def test_encoder_stack_matches_torch(norm):
 
     def make(m):
         return m.TransformerEncoder(
-            m.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2, norm=m.LayerNorm(8) if norm else None, enable_nested_tensor=False
+            m.TransformerEncoderLayer(8, 2, 16, dropout=0.0),
+            2,
+            norm=m.LayerNorm(8) if norm else None,
+            enable_nested_tensor=False,
         )
 
     ours, theirs = _pair(make)
@@ -115,7 +118,9 @@ def test_encoder_stack_matches_torch(norm):
     _compare(ours, theirs, [x], kwargs, {k: torch.tensor(v) for k, v in kwargs.items()})
 
 
-@pytest.mark.parametrize("options", [dict(), dict(norm_first=True, batch_first=True)], ids=["post_norm", "pre_norm_batch_first"])
+@pytest.mark.parametrize(
+    "options", [dict(), dict(norm_first=True, batch_first=True)], ids=["post_norm", "pre_norm_batch_first"]
+)
 def test_decoder_layer_matches_torch(options):
     torch = _torch()
     ours, theirs = _pair(lambda m: m.TransformerDecoderLayer(8, 2, 16, dropout=0.0, **options))

@@ -34,7 +34,10 @@ CASES = {
     ],
     inplace.MulInPlace: [(lambda x: _clone(x).mul_(B3).exp(), (2, 3)), (lambda x: _clone(x).mul_(x) + 1.0, (2, 3))],
     inplace.DivInPlace: [(lambda x: _clone(x).div_(B3).exp(), (2, 3))],
-    inplace.ClampInPlace: [(lambda x: _clone(x).clamp_(-0.5, 0.5) * 2.0, (2, 3)), (lambda x: _clone(x).clamp_(max=0.1).exp(), (2, 3))],
+    inplace.ClampInPlace: [
+        (lambda x: _clone(x).clamp_(-0.5, 0.5) * 2.0, (2, 3)),
+        (lambda x: _clone(x).clamp_(max=0.1).exp(), (2, 3)),
+    ],
     inplace.CopyInPlace: [(lambda x: _clone(x).copy_(B3) * x, (2, 3))],
     inplace.FillInPlace: [(lambda x: _clone(x).fill_(0.5) + x, (2, 3)), (lambda x: _clone(x).zero_() + x, (2, 3))],
 }

@@ -10,9 +10,8 @@ import pytest
 
 from kinone import models, nn
 from kinone.autograd import Tensor, no_grad
-from kinone.train import save_checkpoint
-
 from kinone.onnx.cli import main
+from kinone.train import save_checkpoint
 
 
 @pytest.fixture
@@ -23,7 +22,9 @@ def run_dir(tmp_path, calibrated):
     calibrated(model, Tensor(np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)))
     save_checkpoint(run / "checkpoints" / "best.npz", model, epoch=1, step=10)
     config = {"model": "resnet18", "image_size": 32, "in_channels": 1, "findings": ["a", "b", "c"]}
-    (run / "run.json").write_text(json.dumps({"name": "run", "model": "resnet18", "config": config, "status": "finished"}))
+    (run / "run.json").write_text(
+        json.dumps({"name": "run", "model": "resnet18", "config": config, "status": "finished"})
+    )
     return run, model
 
 
@@ -53,7 +54,21 @@ def test_a_bare_state_dict_needs_the_model_named(tmp_path):
     nn.save(model.state_dict(), tmp_path / "weights.npz")
     with pytest.raises(SystemExit, match="give --model and --num-classes"):
         main([str(tmp_path / "weights.npz")])
-    assert main([str(tmp_path / "weights.npz"), "--model", "resnet18", "--num-classes", "5", "--image-size", "32", "--verify"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "weights.npz"),
+                "--model",
+                "resnet18",
+                "--num-classes",
+                "5",
+                "--image-size",
+                "32",
+                "--verify",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "model.onnx").is_file()
 
 

@@ -14,9 +14,9 @@ import onnx
 import pytest
 
 from kinone import nn
+from kinone import onnx as kinone_onnx
 from kinone.autograd import Tensor, cat, functions_in, maximum, minimum, stack, trace, where
 from kinone.autograd.backend import Device
-from kinone.autograd.ops.device import ToDevice
 from kinone.autograd.ops import arithmetic as A
 from kinone.autograd.ops import elementwise as E
 from kinone.autograd.ops import indexing as I
@@ -25,14 +25,13 @@ from kinone.autograd.ops import matmul as M
 from kinone.autograd.ops import reduction as R
 from kinone.autograd.ops import shape as S
 from kinone.autograd.ops import softmax as SM
+from kinone.autograd.ops.device import ToDevice
 from kinone.nn import functional as F
 from kinone.nn.functional import activation as ACT
 from kinone.nn.functional import conv as CONV
-from kinone.nn.functional.linear import Linear as LinearFunction
 from kinone.nn.functional import normalization as NORM
 from kinone.nn.functional import pooling as POOL
-
-from kinone import onnx as kinone_onnx
+from kinone.nn.functional.linear import Linear as LinearFunction
 from kinone.onnx.registry import CONVERTERS, TRAINING_ONLY
 
 _rng = np.random.default_rng(42)
@@ -73,8 +72,12 @@ CASES = {
     J.Maximum: [(lambda x: maximum(x, 0.25), (2, 3))],
     J.Minimum: [(lambda x: minimum(x, B3), (2, 3))],
     J.Where: [(lambda x: where(Tensor(np.array([True, False, True])), x, 0.0), (2, 3))],
-    M.MatMul: [(lambda x: x @ W34, (2, 4)), (lambda x: x @ W34, (2, 5, 4)), (lambda x: W23 @ x, (2, 4, 5)),
-               (lambda x: x @ Tensor(np.ones(4, np.float32)), (2, 4))],
+    M.MatMul: [
+        (lambda x: x @ W34, (2, 4)),
+        (lambda x: x @ W34, (2, 5, 4)),
+        (lambda x: W23 @ x, (2, 4, 5)),
+        (lambda x: x @ Tensor(np.ones(4, np.float32)), (2, 4)),
+    ],
     E.Exp: [(lambda x: x.exp(), (2, 3))],
     E.Log: [(lambda x: (x.abs() + 0.1).log(), (2, 3))],
     E.Sqrt: [(lambda x: (x.abs() + 0.1).sqrt(), (2, 3))],
@@ -82,44 +85,92 @@ CASES = {
     E.Sigmoid: [(lambda x: x.sigmoid(), (2, 3))],
     E.ReLU: [(lambda x: x.relu(), (2, 3))],
     E.Abs: [(lambda x: x.abs(), (2, 3))],
-    E.Clip: [(lambda x: x.clamp(-0.5, 0.5), (2, 3)), (lambda x: x.clamp(min=0.0), (2, 3)), (lambda x: x.clamp(max=0.1), (2, 3))],
+    E.Clip: [
+        (lambda x: x.clamp(-0.5, 0.5), (2, 3)),
+        (lambda x: x.clamp(min=0.0), (2, 3)),
+        (lambda x: x.clamp(max=0.1), (2, 3)),
+    ],
     E.Cast: [(lambda x: x.to(np.float64) * 2, (2, 3))],
     ToDevice: [(lambda x: ToDevice.apply(x, device=Device("cpu")) * 2, (2, 3))],
     ACT.SiLU: [(F.silu, (2, 3))],
     ACT.GELU: [(F.gelu, (2, 3)), (F.gelu, (2, 3), {"opset": 20})],
     ACT.Erf: [(F.erf, (2, 3))],
-    S.Reshape: [(lambda x: x.flatten(1), IMG), (lambda x: x.reshape(x.shape[0], 3, 36), IMG),
-                (lambda x: x.unsqueeze(0), (2, 3)), (lambda x: x.reshape(6, -1), (2, 3), {"dynamic_batch": False}),
-                (lambda x: x.unsqueeze(-1), (2, 3))],
+    S.Reshape: [
+        (lambda x: x.flatten(1), IMG),
+        (lambda x: x.reshape(x.shape[0], 3, 36), IMG),
+        (lambda x: x.unsqueeze(0), (2, 3)),
+        (lambda x: x.reshape(6, -1), (2, 3), {"dynamic_batch": False}),
+        (lambda x: x.unsqueeze(-1), (2, 3)),
+    ],
     S.Permute: [(lambda x: x.permute(0, 2, 3, 1), IMG), (lambda x: x.transpose(0, 1) * 2, (2, 3))],
-    S.Expand: [(lambda x: x.expand(x.shape[0], 3, 4), (2, 3, 1)), (lambda x: x.sum(1, keepdim=True).expand(-1, 3), (2, 3))],
-    J.Cat: [(lambda x: cat([x, x * 2], dim=1), (2, 3)), (lambda x: cat([x, x], dim=0), (2, 3), {"dynamic_batch": False})],
+    S.Expand: [
+        (lambda x: x.expand(x.shape[0], 3, 4), (2, 3, 1)),
+        (lambda x: x.sum(1, keepdim=True).expand(-1, 3), (2, 3)),
+    ],
+    J.Cat: [
+        (lambda x: cat([x, x * 2], dim=1), (2, 3)),
+        (lambda x: cat([x, x], dim=0), (2, 3), {"dynamic_batch": False}),
+    ],
     J.Stack: [(lambda x: stack([x, -x], dim=1), (2, 3)), (lambda x: stack([x, x], dim=0), (2, 3))],
-    I.GetItem: [(lambda x: x[:, 0], IMG), (lambda x: x[..., 1:4, ::2], IMG), (lambda x: x[:, None, -1], (2, 3)),
-                (lambda x: x[:, ::-1], (2, 5)), (lambda x: x[...] * 2, (2, 5))],
-    R.Sum: [(lambda x: x.sum(1), (2, 3, 4)), (lambda x: x.sum((1, 2), keepdim=True), (2, 3, 4)), (lambda x: x.sum(), (2, 3))],
-    R.Mean: [(lambda x: x.mean(-1), (2, 3, 4)), (lambda x: x.mean(), (2, 3)), (lambda x: x.mean(1), (2, 3), {"opset": 18})],
+    I.GetItem: [
+        (lambda x: x[:, 0], IMG),
+        (lambda x: x[..., 1:4, ::2], IMG),
+        (lambda x: x[:, None, -1], (2, 3)),
+        (lambda x: x[:, ::-1], (2, 5)),
+        (lambda x: x[...] * 2, (2, 5)),
+    ],
+    R.Sum: [
+        (lambda x: x.sum(1), (2, 3, 4)),
+        (lambda x: x.sum((1, 2), keepdim=True), (2, 3, 4)),
+        (lambda x: x.sum(), (2, 3)),
+    ],
+    R.Mean: [
+        (lambda x: x.mean(-1), (2, 3, 4)),
+        (lambda x: x.mean(), (2, 3)),
+        (lambda x: x.mean(1), (2, 3), {"opset": 18}),
+    ],
     R.Amax: [(lambda x: x.amax(1), (2, 3, 4)), (lambda x: x.max(), (2, 3))],
     R.Amin: [(lambda x: x.amin(2, keepdim=True), (2, 3, 4))],
     R.Var: [(lambda x: x.var(1), (2, 5)), (lambda x: x.var(), (2, 5)), (lambda x: x.var(0, correction=0), (3, 4))],
     R.LogSumExp: [(lambda x: x.logsumexp(1), (2, 5))],
     SM.Softmax: [(lambda x: x.softmax(1), (2, 5)), (lambda x: x.softmax(0), (2, 5))],
     SM.LogSoftmax: [(lambda x: x.log_softmax(-1), (2, 5))],
-    LinearFunction: [(nn.Linear(4, 3), (2, 4)), (nn.Linear(4, 3), (2, 5, 4)), (nn.Linear(4, 3, bias=False), (2, 4)),
-                 (nn.Linear(4, 3, bias=False), (2, 5, 4))],
-    CONV.Conv2d: [(conv_layer(), IMG), (conv_layer(stride=2, padding=1), IMG), (conv_layer(padding=2, dilation=2, bias=False), IMG),
-                  (conv_layer(cin=4, cout=6, groups=2, padding=1), (2, 4, 6, 6)),
-                  (conv_layer(cin=3, cout=6, groups=3, padding=1, stride=(2, 1)), IMG),
-                  (conv_layer(k=1), IMG), (conv_layer(k=(3, 1), padding=(1, 0)), IMG)],
+    LinearFunction: [
+        (nn.Linear(4, 3), (2, 4)),
+        (nn.Linear(4, 3), (2, 5, 4)),
+        (nn.Linear(4, 3, bias=False), (2, 4)),
+        (nn.Linear(4, 3, bias=False), (2, 5, 4)),
+    ],
+    CONV.Conv2d: [
+        (conv_layer(), IMG),
+        (conv_layer(stride=2, padding=1), IMG),
+        (conv_layer(padding=2, dilation=2, bias=False), IMG),
+        (conv_layer(cin=4, cout=6, groups=2, padding=1), (2, 4, 6, 6)),
+        (conv_layer(cin=3, cout=6, groups=3, padding=1, stride=(2, 1)), IMG),
+        (conv_layer(k=1), IMG),
+        (conv_layer(k=(3, 1), padding=(1, 0)), IMG),
+    ],
     NORM.BatchNormEval: [(batch_norm(3), IMG), (batch_norm(3, affine=False), IMG), (batch_norm("1d"), (2, 4))],
-    POOL.MaxPool2d: [(nn.MaxPool2d(2), IMG), (nn.MaxPool2d(3, 2, padding=1), IMG), (nn.MaxPool2d(3, 2, ceil_mode=True), (2, 3, 8, 8)),
-                     (lambda x: F.max_pool2d(x, 2, 1, dilation=2), IMG)],
-    POOL.AvgPool2d: [(nn.AvgPool2d(2), IMG), (nn.AvgPool2d(3, 2, padding=1), IMG),
-                     (nn.AvgPool2d(3, 2, padding=1, count_include_pad=False), IMG),
-                     (nn.AvgPool2d(3, 2, ceil_mode=True), (2, 3, 8, 8)),
-                     (lambda x: F.avg_pool2d(x, 2, divisor_override=3), IMG)],
-    POOL.AdaptiveAvgPool2d: [(nn.AdaptiveAvgPool2d(1), IMG), (nn.AdaptiveAvgPool2d((3, 2)), IMG), (nn.AdaptiveAvgPool2d((4, 5)), IMG)],
+    POOL.MaxPool2d: [
+        (nn.MaxPool2d(2), IMG),
+        (nn.MaxPool2d(3, 2, padding=1), IMG),
+        (nn.MaxPool2d(3, 2, ceil_mode=True), (2, 3, 8, 8)),
+        (lambda x: F.max_pool2d(x, 2, 1, dilation=2), IMG),
+    ],
+    POOL.AvgPool2d: [
+        (nn.AvgPool2d(2), IMG),
+        (nn.AvgPool2d(3, 2, padding=1), IMG),
+        (nn.AvgPool2d(3, 2, padding=1, count_include_pad=False), IMG),
+        (nn.AvgPool2d(3, 2, ceil_mode=True), (2, 3, 8, 8)),
+        (lambda x: F.avg_pool2d(x, 2, divisor_override=3), IMG),
+    ],
+    POOL.AdaptiveAvgPool2d: [
+        (nn.AdaptiveAvgPool2d(1), IMG),
+        (nn.AdaptiveAvgPool2d((3, 2)), IMG),
+        (nn.AdaptiveAvgPool2d((4, 5)), IMG),
+    ],
 }
+
 
 def _merge_case_modules(cases: dict) -> dict:
     """Add the `CASES` of every `cases_*.py` beside this file."""
@@ -148,7 +199,9 @@ def test_every_function_has_a_converter_case_or_is_training_only():
     assert not set(CONVERTERS) & set(TRAINING_ONLY)
 
 
-@pytest.mark.parametrize("function, case", [(c, case) for c, _, case in CASE_LIST], ids=[f"{c.__name__}-{i}" for c, i, _ in CASE_LIST])
+@pytest.mark.parametrize(
+    "function, case", [(c, case) for c, _, case in CASE_LIST], ids=[f"{c.__name__}-{i}" for c, i, _ in CASE_LIST]
+)
 def test_converter(function, case, tmp_path):
     fn, shape, options = case if len(case) == 3 else (*case, {})
     x = Tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32))

@@ -7,10 +7,9 @@ import onnx
 import pytest
 
 from kinone import nn
+from kinone import onnx as kinone_onnx
 from kinone.autograd import Tensor, where
 from kinone.nn import functional as F
-
-from kinone import onnx as kinone_onnx
 from kinone.onnx import ExportError
 
 
@@ -28,7 +27,10 @@ class WithLoss(nn.Module):
 
 def test_unsupported_function_names_itself_and_its_module(tmp_path):
     path = tmp_path / "model.onnx"
-    with pytest.raises(ExportError, match=r"no ONNX converter for kinone\.nn\.functional\.loss\.MSE, called in module 'head' \(MSELoss\)"):
+    with pytest.raises(
+        ExportError,
+        match=r"no ONNX converter for kinone\.nn\.functional\.loss\.MSE, called in module 'head' \(MSELoss\)",
+    ):
         kinone_onnx.export(WithLoss(), Tensor(np.ones((2, 4), np.float32)), path)
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
@@ -64,7 +66,10 @@ def test_a_reshape_with_two_new_dynamic_dims_is_refused(tmp_path):
         return x.reshape(x.shape[0], -1, x.shape[3])  # (N, C·H, W): two dims follow the size anew
 
     x = Tensor(np.ones((2, 3, 4, 4), np.float32))  # square: the probe's unequal sides tell W from H
-    with pytest.raises(ExportError, match=r"Reshape called in .*: reshape from \(2, 3, 4, 4\) to \(2, 12, 4\) .* ONNX Reshape can infer only one"):
+    with pytest.raises(
+        ExportError,
+        match=r"Reshape called in .*: reshape from \(2, 3, 4, 4\) to \(2, 12, 4\) .* ONNX Reshape can infer only one",
+    ):
         kinone_onnx.export(merge, x, tmp_path / "m.onnx", dynamic_size=True)
     kinone_onnx.export(merge, x, tmp_path / "m.onnx")  # the batch alone: dim 0 copied
     assert kinone_onnx.verify(merge, tmp_path / "m.onnx", x).batch_sizes == [2, 3]
@@ -78,7 +83,9 @@ def test_opset_out_of_range(opset, tmp_path):
 
 def test_names_must_match_the_inputs_and_outputs(tmp_path):
     with pytest.raises(ExportError, match=r"1 output\(s\) but 2 output_names"):
-        kinone_onnx.export(nn.Linear(2, 2), Tensor(np.ones((2, 2), np.float32)), tmp_path / "m.onnx", output_names=("a", "b"))
+        kinone_onnx.export(
+            nn.Linear(2, 2), Tensor(np.ones((2, 2), np.float32)), tmp_path / "m.onnx", output_names=("a", "b")
+        )
 
 
 def test_dropout_in_training_mode_is_not_exported_but_eval_is(tmp_path):
@@ -97,7 +104,9 @@ def test_verify_reports_the_worst_element(tmp_path):
     x = Tensor(np.ones((2, 3), np.float32))
     kinone_onnx.export(model, x, tmp_path / "m.onnx")
     model.bias.data[1] += 0.5  # the file now differs from the model
-    with pytest.raises(kinone_onnx.VerificationError, match=r"element \(0, 1\) is [-.\d]+ in onnxruntime but [-.\d]+ in Kinone"):
+    with pytest.raises(
+        kinone_onnx.VerificationError, match=r"element \(0, 1\) is [-.\d]+ in onnxruntime but [-.\d]+ in Kinone"
+    ):
         kinone_onnx.verify(model, tmp_path / "m.onnx", x)
 
 
@@ -137,13 +146,17 @@ def test_verify_tells_float32_rounding_from_a_wrong_export(tmp_path):
     model, x = _cancelling_linear()
     kinone_onnx.export(model, x, tmp_path / "m.onnx")
     weights = [p.data for p in model.parameters()]
-    with pytest.raises(kinone_onnx.VerificationError, match="this is float32 rounding .* not the export; pass a larger atol"):
+    with pytest.raises(
+        kinone_onnx.VerificationError, match="this is float32 rounding .* not the export; pass a larger atol"
+    ):
         kinone_onnx.verify(model, tmp_path / "m.onnx", x)
     assert all(p.data is w and p.dtype == np.float32 for p, w in zip(model.parameters(), weights))  # put back as it was
     assert kinone_onnx.verify(model, tmp_path / "m.onnx", x, atol=0.5).max_abs_diff > 1e-3
 
     model.bias.data[0] += 1.0  # now the file really differs from the model
-    with pytest.raises(kinone_onnx.VerificationError, match="onnxruntime is much further from it .* the export is likely wrong"):
+    with pytest.raises(
+        kinone_onnx.VerificationError, match="onnxruntime is much further from it .* the export is likely wrong"
+    ):
         kinone_onnx.verify(model, tmp_path / "m.onnx", x)
 
 
@@ -153,7 +166,10 @@ def test_a_tensor_built_from_the_input_shape_is_refused(tmp_path):
             return x + Tensor(np.zeros((x.shape[0], 3), np.float32))  # built from the input's shape
 
     x = Tensor(np.ones((2, 3), np.float32))
-    with pytest.raises(ExportError, match=r"has shape \(2, 3\) here and \(3, 3\) at another input size: it was built from the input outside"):
+    with pytest.raises(
+        ExportError,
+        match=r"has shape \(2, 3\) here and \(3, 3\) at another input size: it was built from the input outside",
+    ):
         kinone_onnx.export(AddsZeros(), x, tmp_path / "m.onnx")
     kinone_onnx.export(AddsZeros(), x, tmp_path / "m.onnx", dynamic_batch=False)  # fine at one batch size
     assert kinone_onnx.verify(AddsZeros(), tmp_path / "m.onnx", x).batch_sizes == [2]
@@ -163,8 +179,12 @@ def test_a_mask_computed_outside_the_traced_ops_is_refused(tmp_path):
     def masked(x):
         return where(x.sum(0) > 0, x, 0.0)  # the comparison is not a Function: its mask would be frozen
 
-    with pytest.raises(ExportError, match=r"changes with the input's values: it was computed from the input outside the traced ops"):
-        kinone_onnx.export(masked, Tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)), tmp_path / "m.onnx")
+    with pytest.raises(
+        ExportError, match=r"changes with the input's values: it was computed from the input outside the traced ops"
+    ):
+        kinone_onnx.export(
+            masked, Tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)), tmp_path / "m.onnx"
+        )
 
 
 def test_attributes_that_change_with_the_size_are_refused(tmp_path):

@@ -17,10 +17,9 @@ import onnxruntime as ort
 import pytest
 
 from kinone import models, nn
-from kinone.nn import functional as F
-from kinone.autograd import Tensor, manual_seed, no_grad
-
 from kinone import onnx as kinone_onnx
+from kinone.autograd import Tensor, manual_seed, no_grad
+from kinone.nn import functional as F
 
 SLOW = {"resnet101", "resnet152", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7"}
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in models.list_models()]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper, TensorProto
+from onnx import TensorProto, helper
 
 from kinone import models, nn, optim
+from kinone import onnx as kinone_onnx
 from kinone.autograd import Tensor, no_grad
 from kinone.nn import functional as F
-
-from kinone import onnx as kinone_onnx
 
 
 def _round_trip(model, x, tmp_path, **options):
@@ -44,8 +43,14 @@ def test_model_zoo_round_trip(name, tmp_path, calibrated):
 
 
 def test_a_loaded_model_fine_tunes(tmp_path):
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(4, 2))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     x = Tensor(np.random.default_rng(1).standard_normal((8, 1, 6, 6)).astype(np.float32))
     target = Tensor(np.array([0, 1] * 4))
     kinone_onnx.export(model, x, tmp_path / "m.onnx")
@@ -72,10 +77,16 @@ ROUND_TRIP = {
     "shapes": (lambda x: (x[:, 1:, ::2].permute(0, 2, 1).flatten(1) * 2).unsqueeze(1).expand(-1, 3, -1), (2, 3, 4)),
     "reductions": (lambda x: x.var(1) + x.logsumexp(1) - x.amax(1) + x.mean(1) * x.sum(1) - x.amin(1), (2, 5)),
     "softmax": (lambda x: x.softmax(1) + x.log_softmax(-1).exp(), (2, 5)),
-    "elementwise": (lambda x: (x.abs() + 1).log().sqrt().tanh() + x.sigmoid().clamp(0.2, 0.7) - (-x).relu() ** 2, (2, 3)),
+    "elementwise": (
+        lambda x: (x.abs() + 1).log().sqrt().tanh() + x.sigmoid().clamp(0.2, 0.7) - (-x).relu() ** 2,
+        (2, 3),
+    ),
     "gelu-opset20": (F.gelu, (2, 3), {"opset": 20}),
     "gelu-opset17-as-erf": (F.gelu, (2, 3)),
-    "silu-pooling": (lambda x: F.avg_pool2d(F.max_pool2d(F.silu(x), 2, ceil_mode=True), 2, count_include_pad=False), (2, 2, 7, 7)),
+    "silu-pooling": (
+        lambda x: F.avg_pool2d(F.max_pool2d(F.silu(x), 2, ceil_mode=True), 2, count_include_pad=False),
+        (2, 2, 7, 7),
+    ),
     "adaptive": (lambda x: F.adaptive_avg_pool2d(x, (4, 3)) + F.adaptive_avg_pool2d(x, 1), (2, 2, 6, 6)),
     "linear-3d": (nn.Linear(4, 3), (2, 5, 4)),
     "cast": (lambda x: x.to(np.float64) / 3, (2, 3)),
@@ -95,14 +106,18 @@ def test_a_model_from_elsewhere_with_gemm_and_dropout():
     """A graph as other exporters write it: Gemm with transB, a Dropout with its ratio input."""
     w = np.arange(6, dtype=np.float32).reshape(2, 3) / 10
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
-         helper.make_node("Dropout", ["h", "ratio"], ["y"])],
+        [
+            helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
+            helper.make_node("Dropout", ["h", "ratio"], ["y"]),
+        ],
         "external",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [2, 3], w.ravel()),
-                     helper.make_tensor("b", TensorProto.FLOAT, [2], [1.0, -1.0]),
-                     helper.make_tensor("ratio", TensorProto.FLOAT, [], [0.5])],
+        initializer=[
+            helper.make_tensor("w", TensorProto.FLOAT, [2, 3], w.ravel()),
+            helper.make_tensor("b", TensorProto.FLOAT, [2], [1.0, -1.0]),
+            helper.make_tensor("ratio", TensorProto.FLOAT, [], [0.5]),
+        ],
     )
     model = kinone_onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).eval()
     x = np.ones((4, 3), np.float32)
@@ -113,6 +128,9 @@ def test_a_model_from_elsewhere_with_gemm_and_dropout():
 def test_unknown_operators_are_listed():
     graph = helper.make_graph(
         [helper.make_node("Celu", ["x"], ["y"], name="celu0"), helper.make_node("HardSwish", ["y"], ["z"], name="hs")],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])])
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])],
+    )
     with pytest.raises(ValueError, match=r"no Kinone form for: Celu \(nodes 'celu0'\); HardSwish \(nodes 'hs'\)"):
         kinone_onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))

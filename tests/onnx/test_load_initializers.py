@@ -11,9 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kinone import nn
-from kinone.autograd import Tensor, no_grad
-
 from kinone import onnx as kinone_onnx
+from kinone.autograd import Tensor, no_grad
 
 
 def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:
@@ -31,14 +30,22 @@ def test_int64_int32_and_bool_initializers_are_buffers_the_graph_uses():
     offsets = np.arange(6, dtype=np.int32)
     keep = np.array([True, False] * 3)
     proto = _model(
-        [helper.make_node("Reshape", ["x", "shape"], ["flat"]),
-         helper.make_node("Cast", ["offsets"], ["offsets_f"], to=TensorProto.FLOAT),
-         helper.make_node("Add", ["flat", "offsets_f"], ["shifted"]),
-         helper.make_node("Mul", ["shifted", "scale"], ["scaled"]),
-         helper.make_node("Where", ["keep", "scaled", "flat"], ["y"])],
-        [_float_in(shape=("n", 2, 3))], [_float_in("y", ("n", 6))],
-        [numpy_helper.from_array(shape, "shape"), numpy_helper.from_array(offsets, "offsets"),
-         numpy_helper.from_array(keep, "keep"), numpy_helper.from_array(np.array(2.0, np.float32), "scale")])
+        [
+            helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+            helper.make_node("Cast", ["offsets"], ["offsets_f"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["flat", "offsets_f"], ["shifted"]),
+            helper.make_node("Mul", ["shifted", "scale"], ["scaled"]),
+            helper.make_node("Where", ["keep", "scaled", "flat"], ["y"]),
+        ],
+        [_float_in(shape=("n", 2, 3))],
+        [_float_in("y", ("n", 6))],
+        [
+            numpy_helper.from_array(shape, "shape"),
+            numpy_helper.from_array(offsets, "offsets"),
+            numpy_helper.from_array(keep, "keep"),
+            numpy_helper.from_array(np.array(2.0, np.float32), "scale"),
+        ],
+    )
     model = kinone_onnx.load(proto)
     x = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
     flat = x.reshape(-1, 6)
@@ -53,10 +60,17 @@ def test_int64_int32_and_bool_initializers_are_buffers_the_graph_uses():
 
 
 def test_an_initializer_kinone_cannot_hold_is_named_with_its_dtype():
-    proto = _model([helper.make_node("Relu", ["x"], ["y"])], [_float_in()], [_float_in("y")],
-                   [helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", b"dog"])])
-    with pytest.raises(ValueError, match=r"^kinone\.onnx\.load: initializer 'labels' has dtype STRING; "
-                                         r"Kinone holds float16/32/64 \(parameters\), integer and bool \(buffers\)$"):
+    proto = _model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [_float_in()],
+        [_float_in("y")],
+        [helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", b"dog"])],
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^kinone\.onnx\.load: initializer 'labels' has dtype STRING; "
+        r"Kinone holds float16/32/64 \(parameters\), integer and bool \(buffers\)$",
+    ):
         kinone_onnx.load(proto)
 
 
@@ -68,7 +82,7 @@ def _sum_of(names):
         nodes.append(helper.make_node("Add", [last, name], [f"s{i}"]))
         last = f"s{i}"
     nodes.append(helper.make_node("Identity", [last], ["y"]))
-    values = {name: np.full(2, 10.0 ** i, np.float32) for i, name in enumerate(names)}
+    values = {name: np.full(2, 10.0**i, np.float32) for i, name in enumerate(names)}
     proto = _model(nodes, [_float_in()], [_float_in("y")], [numpy_helper.from_array(v, n) for n, v in values.items()])
     return proto, values
 

@@ -10,9 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from kinone.autograd import Tensor, no_grad
-
 from kinone import onnx as kinone_onnx
+from kinone.autograd import Tensor, no_grad
 
 torch = pytest.importorskip("torch")
 
@@ -29,8 +28,8 @@ class SmallCNN(torch.nn.Module):
     def forward(self, x):
         h = torch.nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
         h = torch.relu(self.conv2(h))
-        h = h.reshape(-1, 6 * 2 * 2)                       # an int64 shape
-        h = torch.relu(self.fc(h)).reshape(-1, 2, 4)       # and another
+        h = h.reshape(-1, 6 * 2 * 2)  # an int64 shape
+        h = torch.relu(self.fc(h)).reshape(-1, 2, 4)  # and another
         return self.head(torch.flatten(h, 1))
 
 

@@ -44,8 +44,10 @@ def torch_api() -> SimpleNamespace:
 def state_of(model) -> dict:
     """A model's state dict as NumPy arrays (what passes from one framework to the other).
     Kinone's state_dict() holds the arrays themselves, PyTorch's holds Tensors."""
-    return {key: np.array(value if isinstance(value, np.ndarray) else value.detach().cpu().numpy())
-            for key, value in model.state_dict().items()}
+    return {
+        key: np.array(value if isinstance(value, np.ndarray) else value.detach().cpu().numpy())
+        for key, value in model.state_dict().items()
+    }
 
 
 def start_from(api, model, state: dict | None) -> dict:
@@ -57,6 +59,7 @@ def start_from(api, model, state: dict | None) -> dict:
 
 # ----------------------------------------------------------------------------- mnist
 
+
 def mnist(api, batches, state=None, dropout=True, lr=1.0, gamma=0.7):
     """mnist/main.py: Net, Adadelta, StepLR, nll_loss; then its test loop (summed loss, argmax,
     eq/view_as accuracy). Returns (losses, initial state, (test loss, correct))."""
@@ -64,7 +67,7 @@ def mnist(api, batches, state=None, dropout=True, lr=1.0, gamma=0.7):
 
     class Net(nn.Module):
         def __init__(self):
-            super(Net, self).__init__()
+            super().__init__()
             self.conv1 = nn.Conv2d(1, 32, 3, 1)
             self.conv2 = nn.Conv2d(32, 64, 3, 1)
             self.dropout1 = nn.Dropout(0.25)
@@ -113,6 +116,7 @@ def mnist(api, batches, state=None, dropout=True, lr=1.0, gamma=0.7):
 
 # ----------------------------------------------------------------------------- vae
 
+
 def vae(api, batches, state=None, noises=None, save_image=None):
     """vae/main.py: VAE (fc1, fc21, fc22, fc3, fc4), Adam 1e-3, binary_cross_entropy summed plus
     the KL term; `noises`: the reparameterization's draws (None: torch.randn_like as the
@@ -123,7 +127,7 @@ def vae(api, batches, state=None, noises=None, save_image=None):
 
     class VAE(nn.Module):
         def __init__(self):
-            super(VAE, self).__init__()
+            super().__init__()
             self.fc1 = nn.Linear(784, 400)
             self.fc21 = nn.Linear(400, 20)
             self.fc22 = nn.Linear(400, 20)
@@ -179,6 +183,7 @@ def vae(api, batches, state=None, noises=None, save_image=None):
 
 # ----------------------------------------------------------------------------- dcgan
 
+
 def dcgan(api, reals, noises, states=None, nz=16, ngf=8, ndf=8, nc=3, lr=0.0002, beta1=0.5):
     """dcgan/main.py: Generator (ConvTranspose2d, BatchNorm2d, ReLU, Tanh) and Discriminator
     (Conv2d, LeakyReLU, BatchNorm2d, Sigmoid) on 64x64 images, weights_init, BCELoss, two Adams;
@@ -196,14 +201,23 @@ def dcgan(api, reals, noises, states=None, nz=16, ngf=8, ndf=8, nc=3, lr=0.0002,
 
     class Generator(nn.Module):
         def __init__(self, ngpu):
-            super(Generator, self).__init__()
+            super().__init__()
             self.ngpu = ngpu
             self.main = nn.Sequential(
-                nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),
+                nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(ngf * 8),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * 4),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * 2),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+                nn.Tanh(),
             )
 
         def forward(self, input):
@@ -212,16 +226,22 @@ def dcgan(api, reals, noises, states=None, nz=16, ngf=8, ndf=8, nc=3, lr=0.0002,
 
     class Discriminator(nn.Module):
         def __init__(self, ngpu):
-            super(Discriminator, self).__init__()
+            super().__init__()
             self.ngpu = ngpu
             self.main = nn.Sequential(
-                nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4),
+                nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
                 nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8),
+                nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * 2),
                 nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+                nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * 4),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * 8),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+                nn.Sigmoid(),
             )
 
         def forward(self, input):
@@ -269,6 +289,7 @@ def dcgan(api, reals, noises, states=None, nz=16, ngf=8, ndf=8, nc=3, lr=0.0002,
 
 # ----------------------------------------------------------------------------- regression
 
+
 def regression(api, xs, W_target, b_target, state=None, lr=0.1):
     """regression/main.py: a Linear(4, 1) fitted to a degree-4 polynomial with smooth_l1_loss and
     a hand-written SGD step. `xs`: the random draws, one array per batch."""
@@ -278,7 +299,7 @@ def regression(api, xs, W_target, b_target, state=None, lr=0.1):
 
     def make_features(x):
         x = x.unsqueeze(1)
-        return torch.cat([x ** i for i in range(1, POLY_DEGREE + 1)], 1)
+        return torch.cat([x**i for i in range(1, POLY_DEGREE + 1)], 1)
 
     def f(x):
         return x @ W_target + b_target.item()  # example: x.mm(W_target) + b_target.item()
@@ -301,13 +322,14 @@ def regression(api, xs, W_target, b_target, state=None, lr=0.1):
 
 # ----------------------------------------------------------------------------- word_language_model
 
+
 def language_model_classes(api):
     """word_language_model/model.py's RNNModel, PositionalEncoding and TransformerModel."""
     torch, nn, F = api.torch, api.nn, api.F
 
     class RNNModel(nn.Module):
         def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5, tie_weights=False):
-            super(RNNModel, self).__init__()
+            super().__init__()
             self.ntoken = ntoken
             self.drop = nn.Dropout(dropout)
             self.encoder = nn.Embedding(ntoken, ninp)
@@ -338,6 +360,7 @@ def language_model_classes(api):
 
         def init_hidden(self, bsz):
             weight = next(self.parameters())
+
             # example: weight.new_zeros(self.nlayers, bsz, self.nhid)
             def zeros():
                 return torch.zeros(self.nlayers, bsz, self.nhid, dtype=weight.dtype)
@@ -346,7 +369,7 @@ def language_model_classes(api):
 
     class PositionalEncoding(nn.Module):
         def __init__(self, d_model, dropout=0.1, max_len=5000):
-            super(PositionalEncoding, self).__init__()
+            super().__init__()
             self.dropout = nn.Dropout(p=dropout)
             position = torch.arange(0, max_len, dtype=torch.float).unsqueeze(1)
             div_term = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
@@ -357,13 +380,12 @@ def language_model_classes(api):
             self.register_buffer("pe", pe)
 
         def forward(self, x):
-            x = x + self.pe[:x.size(0), :]
+            x = x + self.pe[: x.size(0), :]
             return self.dropout(x)
 
     class TransformerModel(nn.Transformer):
         def __init__(self, ntoken, ninp, nhead, nhid, nlayers, dropout=0.5):
-            super(TransformerModel, self).__init__(d_model=ninp, nhead=nhead, dim_feedforward=nhid,
-                                                   num_encoder_layers=nlayers)
+            super().__init__(d_model=ninp, nhead=nhead, dim_feedforward=nhid, num_encoder_layers=nlayers)
             self.model_type = "Transformer"
             self.src_mask = None
             self.pos_encoder = PositionalEncoding(ninp, dropout)
@@ -401,12 +423,24 @@ def batchify(api, ids: np.ndarray, bsz: int):
     """main.py's batchify (example: data.narrow(0, 0, nbatch * bsz) and .t())."""
     data = api.torch.from_numpy(ids)
     nbatch = data.size(0) // bsz
-    data = data[:nbatch * bsz]
+    data = data[: nbatch * bsz]
     return data.view(bsz, -1).transpose(0, 1).contiguous()
 
 
-def word_language_model(api, ids, model_type="LSTM", state=None, steps=3, lr=20.0, clip=0.25, bptt=5, bsz=4,
-                        ntokens=30, dropout=0.0, use_optimizer=False):
+def word_language_model(
+    api,
+    ids,
+    model_type="LSTM",
+    state=None,
+    steps=3,
+    lr=20.0,
+    clip=0.25,
+    bptt=5,
+    bsz=4,
+    ntokens=30,
+    dropout=0.0,
+    use_optimizer=False,
+):
     """main.py's train(): batchify, get_batch, repackage_hidden, NLLLoss, gradient clipping
     (when the framework has torch.nn.utils.clip_grad_norm_), then the example's SGD step
     (p.add_(p.grad, alpha=-lr) under no_grad) or AdamW (--use-optimizer)."""
@@ -432,7 +466,7 @@ def word_language_model(api, ids, model_type="LSTM", state=None, steps=3, lr=20.
 
     def get_batch(source, i):
         seq_len = min(bptt, len(source) - 1 - i)
-        return source[i:i + seq_len], source[i + 1:i + 1 + seq_len].view(-1)
+        return source[i : i + seq_len], source[i + 1 : i + 1 + seq_len].view(-1)
 
     clip_grad_norm_ = getattr(getattr(nn, "utils", None), "clip_grad_norm_", None)
     hidden = None if model_type == "Transformer" else model.init_hidden(bsz)

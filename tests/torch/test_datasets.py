@@ -36,7 +36,9 @@ def test_mnist_reads_the_raw_files(tmp_path, compress):
 
 
 def test_missing_files_are_named_and_nothing_is_downloaded(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no train-images-idx3-ubyte, train-labels-idx1-ubyte\[.gz\] in .*MNIST/raw"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no train-images-idx3-ubyte, train-labels-idx1-ubyte\[.gz\] in .*MNIST/raw"
+    ):
         datasets.MNIST(tmp_path, train=True, download=True)
 
 

@@ -32,6 +32,7 @@ def _tool():
 
 # ----------------------------------------------------------------------------- torchvision.utils
 
+
 def test_make_grid_lays_out_rows_with_padding():
     from kinone.torchvision.utils import make_grid
 
@@ -78,9 +79,16 @@ def test_save_image_writes_the_grid_as_8_bit_pixels(tmp_path):
 
 # ----------------------------------------------------------------------------- torch.* modules
 
+
 def test_the_modules_examples_import_exist():
-    for name in ("kinone.torch.onnx", "kinone.torch.nn.parallel", "kinone.torch.backends.cudnn",
-                 "kinone.torch.backends.mps", "kinone.torch.serialization", "kinone.torchvision.utils"):
+    for name in (
+        "kinone.torch.onnx",
+        "kinone.torch.nn.parallel",
+        "kinone.torch.backends.cudnn",
+        "kinone.torch.backends.mps",
+        "kinone.torch.serialization",
+        "kinone.torchvision.utils",
+    ):
         importlib.import_module(name)
     import kinone.torch.backends.cudnn as cudnn
 
@@ -90,7 +98,9 @@ def test_the_modules_examples_import_exist():
 
 
 def test_onnx_export_refuses_naming_kinone_onnx(tmp_path):
-    with pytest.raises(NotImplementedError, match=r"kinone.torch.onnx.export: .*kinone.onnx.export\(model, example_input"):
+    with pytest.raises(
+        NotImplementedError, match=r"kinone.torch.onnx.export: .*kinone.onnx.export\(model, example_input"
+    ):
         torch.onnx.export(nn.Linear(2, 2), (torch.ones(1, 2),), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
@@ -125,20 +135,24 @@ def test_saving_a_module_to_a_file_object_writes_nothing_when_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- the tool
 
-@pytest.mark.parametrize("line, expected", [
-    ("import torch\n", "import kinone.torch as torch\n"),
-    ("import torch.nn as nn\n", "import kinone.torch.nn as nn\n"),
-    ("import torch.utils.data\n", "import kinone.torch.utils.data, kinone.torch as torch\n"),
-    ("from torch import nn, optim\n", "from kinone.torch import nn, optim\n"),
-    ("from torch.nn import functional as F\n", "from kinone.torch.nn import functional as F\n"),
-    ("from torch.optim.lr_scheduler import StepLR\n", "from kinone.torch.optim.lr_scheduler import StepLR\n"),
-    ("import torchvision.utils as vutils\n", "import kinone.torchvision.utils as vutils\n"),
-    ("from torchvision import datasets, transforms\n", "from kinone.torchvision import datasets, transforms\n"),
-    ("    import torch\n", "    import kinone.torch as torch\n"),
-    ("x = torch.nn.modules.rnn.LSTM  # import torch\n", "x = torch.nn.modules.rnn.LSTM  # import torch\n"),
-    ("import torchaudio\n", "import torchaudio\n"),
-    ("from torch_geometric import x\n", "from torch_geometric import x\n"),
-])
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("import torch\n", "import kinone.torch as torch\n"),
+        ("import torch.nn as nn\n", "import kinone.torch.nn as nn\n"),
+        ("import torch.utils.data\n", "import kinone.torch.utils.data, kinone.torch as torch\n"),
+        ("from torch import nn, optim\n", "from kinone.torch import nn, optim\n"),
+        ("from torch.nn import functional as F\n", "from kinone.torch.nn import functional as F\n"),
+        ("from torch.optim.lr_scheduler import StepLR\n", "from kinone.torch.optim.lr_scheduler import StepLR\n"),
+        ("import torchvision.utils as vutils\n", "import kinone.torchvision.utils as vutils\n"),
+        ("from torchvision import datasets, transforms\n", "from kinone.torchvision import datasets, transforms\n"),
+        ("    import torch\n", "    import kinone.torch as torch\n"),
+        ("x = torch.nn.modules.rnn.LSTM  # import torch\n", "x = torch.nn.modules.rnn.LSTM  # import torch\n"),
+        ("import torchaudio\n", "import torchaudio\n"),
+        ("from torch_geometric import x\n", "from torch_geometric import x\n"),
+    ],
+)
 def test_only_import_lines_are_rewritten(line, expected):
     assert _tool().rewrite_imports(line) == expected
 
@@ -152,7 +166,7 @@ def test_generated_mnist_reads_as_torchvision_would(tmp_path):
     assert len(train) == 12 and len(test) == 5 and image.size == (28, 28) and 0 <= label < 10
 
 
-_STAND_IN = '''import argparse
+_STAND_IN = """import argparse
 import torch
 import torch.nn.functional as F
 from torchvision import datasets, transforms
@@ -166,16 +180,30 @@ dataset = datasets.MNIST("../data", train=True, download=True, transform=transfo
 data, target = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
 assert type(torch).__name__ == "module" and torch.__name__ == "kinone.torch", torch.__name__
 print("Loss: {:.4f}".format(F.nll_loss(F.log_softmax(data.view(4, -1)[:, :10], dim=1), target).item()))
-'''
+"""
 
 
 def test_the_tool_runs_a_checkout_and_reports(tmp_path):
     checkout = tmp_path / "examples"
     (checkout / "mnist").mkdir(parents=True)
     (checkout / "mnist" / "main.py").write_text(_STAND_IN)
-    result = subprocess.run([sys.executable, str(TOOL), "--examples", str(checkout), "--only", "mnist", "vae",
-                             "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=300,
-                            check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            "--examples",
+            str(checkout),
+            "--only",
+            "mnist",
+            "vae",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 1, result.stdout + result.stderr  # vae/main.py is missing
     assert "RUNS  mnist" in result.stdout and "Loss: " in result.stdout
     assert "FAILS vae" in result.stdout and "no vae/main.py in" in result.stdout and "1 of 2 ran" in result.stdout

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location("kinone_torch_examples_programs",
-                                               Path(__file__).with_name("examples_programs.py"))
+_spec = importlib.util.spec_from_file_location(
+    "kinone_torch_examples_programs", Path(__file__).with_name("examples_programs.py")
+)
 programs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(programs)
 
@@ -44,8 +45,9 @@ def torch_api():
 
 def mnist_batches(steps=3, batch=8, seed=0):
     rng = np.random.default_rng(seed)
-    return [(rng.normal(0.0, 1.0, (batch, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, batch))
-            for _ in range(steps)]
+    return [
+        (rng.normal(0.0, 1.0, (batch, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, batch)) for _ in range(steps)
+    ]
 
 
 def assert_losses_close(ours, theirs, rtol, atol=0.0):
@@ -53,6 +55,7 @@ def assert_losses_close(ours, theirs, rtol, atol=0.0):
 
 
 # ----------------------------------------------------------------------------- mnist
+
 
 def test_mnist_trains_in_kinone(kinone):
     losses, _, (test_loss, correct) = programs.mnist(kinone, mnist_batches(steps=2), dropout=True)
@@ -70,6 +73,7 @@ def test_mnist_matches_pytorch(kinone, torch_api):
 
 # ----------------------------------------------------------------------------- vae
 
+
 def vae_batches(steps=3, batch=16, seed=1):
     rng = np.random.default_rng(seed)
     images = [rng.uniform(0.0, 1.0, (batch, 1, 28, 28)).astype(np.float32) for _ in range(steps)]
@@ -78,8 +82,9 @@ def vae_batches(steps=3, batch=16, seed=1):
 
 
 def test_vae_trains_in_kinone_and_saves_its_grid(kinone, tmp_path):
-    from kinone.torchvision.utils import save_image
     from PIL import Image
+
+    from kinone.torchvision.utils import save_image
 
     images, _ = vae_batches(steps=2)
     save_image.path = tmp_path / "reconstruction_1.png"  # where the program's test step writes
@@ -100,6 +105,7 @@ def test_vae_matches_pytorch(kinone, torch_api):
 
 
 # ----------------------------------------------------------------------------- dcgan
+
 
 def dcgan_batches(steps=3, batch=4, nz=16, seed=2):
     rng = np.random.default_rng(seed)
@@ -124,6 +130,7 @@ def test_dcgan_matches_pytorch(kinone, torch_api):
 
 # ----------------------------------------------------------------------------- regression
 
+
 def regression_draws(steps=5, seed=3):
     rng = np.random.default_rng(seed)
     W_target = (rng.normal(size=(4, 1)) * 5).astype(np.float32)
@@ -146,6 +153,7 @@ def test_regression_matches_pytorch(kinone, torch_api):
 
 # ----------------------------------------------------------------------------- word_language_model
 
+
 def corpus_ids(tokens=120, ntokens=30, seed=4):
     return np.random.default_rng(seed).integers(0, ntokens, tokens)
 
@@ -163,8 +171,10 @@ def _clip(kinone):
     return 0.25 if hasattr(getattr(kinone.nn, "utils", None), "clip_grad_norm_") else None
 
 
-@pytest.mark.parametrize("model_type, use_optimizer", [("LSTM", False), ("GRU", False), ("RNN_TANH", False),
-                                                       ("Transformer", False), ("LSTM", True)])
+@pytest.mark.parametrize(
+    "model_type, use_optimizer",
+    [("LSTM", False), ("GRU", False), ("RNN_TANH", False), ("Transformer", False), ("LSTM", True)],
+)
 def test_word_language_model_matches_pytorch(kinone, torch_api, model_type, use_optimizer):
     ids = corpus_ids()
     lr = 0.001 if use_optimizer else 1.0
@@ -176,9 +186,17 @@ def test_word_language_model_matches_pytorch(kinone, torch_api, model_type, use_
 
 # ----------------------------------------------------------------------------- the examples themselves
 
-@pytest.mark.skipif(not os.environ.get("KINONE_PYTORCH_EXAMPLES"),
-                    reason="set KINONE_PYTORCH_EXAMPLES to a checkout of pytorch/examples to run its programs")
+
+@pytest.mark.skipif(
+    not os.environ.get("KINONE_PYTORCH_EXAMPLES"),
+    reason="set KINONE_PYTORCH_EXAMPLES to a checkout of pytorch/examples to run its programs",
+)
 def test_the_pytorch_examples_run_with_only_their_imports_changed(tmp_path):
-    result = subprocess.run([sys.executable, str(TOOL), "--examples", os.environ["KINONE_PYTORCH_EXAMPLES"],
-                             "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=3600, check=False)
+    result = subprocess.run(
+        [sys.executable, str(TOOL), "--examples", os.environ["KINONE_PYTORCH_EXAMPLES"], "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -27,8 +27,14 @@ def test_a_checkpoint_dict_with_model_and_optimizer_state(tmp_path):
     optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.tensor(np.ones((2, 3), np.float32))).sum().backward()
     optimizer.step()
-    checkpoint = {"epoch": 3, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                  "history": [0.5, 0.25], "shape": (2, 3), "note": None}
+    checkpoint = {
+        "epoch": 3,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": [0.5, 0.25],
+        "shape": (2, 3),
+        "note": None,
+    }
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
     loaded = torch.load(tmp_path / "checkpoint.pt")
     assert loaded["epoch"] == 3 and loaded["history"] == [0.5, 0.25] and loaded["shape"] == (2, 3)

@@ -59,6 +59,7 @@ def _rewrite_line(line: str) -> str:
 
 # ----------------------------------------------------------------------------- generated data
 
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """An IDX file (gzip-compressed when the name ends in .gz): magic, big-endian dims, data."""
     codes = {np.dtype(np.uint8): 0x08}
@@ -79,7 +80,7 @@ def make_mnist(root: Path, train: int, test: int, seed: int = 0) -> None:
         images = rng.integers(0, 64, (count, 28, 28)).astype(np.uint8)
         for image, label in zip(images, labels):
             row, col = divmod(int(label), 5)
-            image[4 + 10 * row:12 + 10 * row, 2 + 5 * col:6 + 5 * col] = 255
+            image[4 + 10 * row : 12 + 10 * row, 2 + 5 * col : 6 + 5 * col] = 255
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
 
@@ -96,6 +97,7 @@ def make_corpus(folder: Path, words: int = 120, lines: int = (60, 20, 20), seed:
 
 
 # ----------------------------------------------------------------------------- the examples
+
 
 @dataclass
 class Example:
@@ -118,16 +120,80 @@ def _corpus(workdir: Path) -> None:
 EXAMPLES = [
     Example("mnist", "mnist", ["--dry-run", "--epochs", "1", "--no-accel"], _mnist_data),
     Example("vae", "vae", ["--epochs", "1", "--no-accel", "--batch-size", "128"], _mnist_data),
-    Example("dcgan", "dcgan", ["--dataset", "fake", "--dry-run", "--batchSize", "8",
-                               "--nz", "16", "--ngf", "8", "--ndf", "8", "--manualSeed", "1", "--outf", "out"]),
+    Example(
+        "dcgan",
+        "dcgan",
+        [
+            "--dataset",
+            "fake",
+            "--dry-run",
+            "--batchSize",
+            "8",
+            "--nz",
+            "16",
+            "--ngf",
+            "8",
+            "--ndf",
+            "8",
+            "--manualSeed",
+            "1",
+            "--outf",
+            "out",
+        ],
+    ),
     Example("regression", "regression", []),
-    Example("word_language_model (LSTM)", "word_language_model",
-            ["--data", "corpus", "--epochs", "1", "--dry-run", "--emsize", "16", "--nhid", "16", "--bptt", "8",
-             "--batch_size", "4", "--save", "model.pt", "--use-optimizer", "--lr", "0.001"], _corpus),
-    Example("word_language_model (Transformer)", "word_language_model",
-            ["--data", "corpus", "--model", "Transformer", "--epochs", "1", "--dry-run", "--emsize", "16",
-             "--nhid", "16", "--bptt", "8", "--batch_size", "4", "--save", "model.pt", "--use-optimizer",
-             "--lr", "0.001"], _corpus),
+    Example(
+        "word_language_model (LSTM)",
+        "word_language_model",
+        [
+            "--data",
+            "corpus",
+            "--epochs",
+            "1",
+            "--dry-run",
+            "--emsize",
+            "16",
+            "--nhid",
+            "16",
+            "--bptt",
+            "8",
+            "--batch_size",
+            "4",
+            "--save",
+            "model.pt",
+            "--use-optimizer",
+            "--lr",
+            "0.001",
+        ],
+        _corpus,
+    ),
+    Example(
+        "word_language_model (Transformer)",
+        "word_language_model",
+        [
+            "--data",
+            "corpus",
+            "--model",
+            "Transformer",
+            "--epochs",
+            "1",
+            "--dry-run",
+            "--emsize",
+            "16",
+            "--nhid",
+            "16",
+            "--bptt",
+            "8",
+            "--batch_size",
+            "4",
+            "--save",
+            "model.pt",
+            "--use-optimizer",
+            "--lr",
+            "0.001",
+        ],
+        _corpus,
+    ),
 ]
 
 
@@ -156,15 +222,18 @@ def run_example(example: Example, checkout: Path, workdir: Path, timeout: float)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     start = time.perf_counter()
     try:
-        result = subprocess.run(command, cwd=target, env=env, capture_output=True, text=True, timeout=timeout,
-                                check=False)
+        result = subprocess.run(
+            command, cwd=target, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f} s", time.perf_counter() - start
     seconds = time.perf_counter() - start
     output = (result.stdout + result.stderr).strip().splitlines()
     log = workdir / f"{example.name.replace(' ', '_').replace('(', '').replace(')', '')}.log"
-    log.write_text(f"$ {' '.join(command)}  (in {target}, {changed} import lines rewritten)\n"
-                   + result.stdout + result.stderr, encoding="utf8")
+    log.write_text(
+        f"$ {' '.join(command)}  (in {target}, {changed} import lines rewritten)\n" + result.stdout + result.stderr,
+        encoding="utf8",
+    )
     if result.returncode == 0:
         losses = [line for line in output if "loss" in line.lower()]
         return True, (losses[-1].strip() if losses else "ran") + f"  [log: {log}]", seconds

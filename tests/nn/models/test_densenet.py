@@ -73,9 +73,15 @@ def test_counts_keys_and_shapes_match_torchvision(name):
 def test_densenet121_names_and_shapes():
     model = models.densenet121(num_classes=14)
     state = model.state_dict()
-    assert list(state)[:7] == ["features.conv0.weight", "features.norm0.weight", "features.norm0.bias",
-                               "features.norm0.running_mean", "features.norm0.running_var",
-                               "features.norm0.num_batches_tracked", "features.denseblock1.denselayer1.norm1.weight"]
+    assert list(state)[:7] == [
+        "features.conv0.weight",
+        "features.norm0.weight",
+        "features.norm0.bias",
+        "features.norm0.running_mean",
+        "features.norm0.running_var",
+        "features.norm0.num_batches_tracked",
+        "features.denseblock1.denselayer1.norm1.weight",
+    ]
     assert list(state)[-2:] == ["classifier.weight", "classifier.bias"]
     assert state["features.conv0.weight"].shape == (64, 3, 7, 7)
     assert state["features.denseblock1.denselayer1.conv1.weight"].shape == (128, 64, 1, 1)  # bn_size·k = 4·32
@@ -87,8 +93,19 @@ def test_densenet121_names_and_shapes():
     assert state["classifier.weight"].shape == (14, 1024)
     assert model.num_parameters() == 6_968_206  # torchvision at 14 classes (CheXNet)
     assert [name for name, _ in model.features.named_children()] == [
-        "conv0", "norm0", "relu0", "pool0", "denseblock1", "transition1", "denseblock2", "transition2",
-        "denseblock3", "transition3", "denseblock4", "norm5"]
+        "conv0",
+        "norm0",
+        "relu0",
+        "pool0",
+        "denseblock1",
+        "transition1",
+        "denseblock2",
+        "transition2",
+        "denseblock3",
+        "transition3",
+        "denseblock4",
+        "norm5",
+    ]
     assert [len(getattr(model.features, f"denseblock{i}")) for i in range(1, 5)] == [6, 12, 24, 16]
     transition = model.features.transition2
     assert [name for name, _ in transition.named_children()] == ["norm", "relu", "conv", "pool"]

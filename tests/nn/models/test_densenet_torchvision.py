@@ -57,12 +57,18 @@ def assert_close(actual, expected, rtol, what):
 def signature(module):
     kind = type(module).__name__
     if kind == "Conv2d":
-        return (tuple(module.kernel_size), tuple(module.stride), tuple(module.padding), tuple(module.dilation),
-                module.groups, module.bias is not None)
+        return (
+            tuple(module.kernel_size),
+            tuple(module.stride),
+            tuple(module.padding),
+            tuple(module.dilation),
+            module.groups,
+            module.bias is not None,
+        )
     if kind == "BatchNorm2d":
         return module.eps, module.momentum
     if kind in ("MaxPool2d", "AvgPool2d"):
-        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)
         return pair(module.kernel_size), pair(module.stride), pair(module.padding)
     if kind == "Linear":
         return module.in_features, module.out_features

@@ -57,8 +57,14 @@ def module_signature(module):
     """The hyperparameters that must agree, by layer type (same attribute names in both)."""
     kind = type(module).__name__
     if kind == "Conv2d":
-        return tuple(module.kernel_size), tuple(module.stride), tuple(module.padding), tuple(module.dilation), \
-            module.groups, module.bias is not None
+        return (
+            tuple(module.kernel_size),
+            tuple(module.stride),
+            tuple(module.padding),
+            tuple(module.dilation),
+            module.groups,
+            module.bias is not None,
+        )
     if kind == "BatchNorm2d":
         return module.eps, module.momentum
     if kind in ("Dropout", "StochasticDepth"):

@@ -67,8 +67,15 @@ def test_counts_keys_and_shapes_match_torchvision(name):
 
 def test_resnet_names_and_shapes():
     r18 = models.resnet18().state_dict()
-    assert list(r18)[:7] == ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-                             "bn1.num_batches_tracked", "layer1.0.conv1.weight"]
+    assert list(r18)[:7] == [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+        "layer1.0.conv1.weight",
+    ]
     assert list(r18)[-2:] == ["fc.weight", "fc.bias"]
     assert r18["conv1.weight"].shape == (64, 3, 7, 7)
     assert "layer1.0.downsample.0.weight" not in r18  # 64 -> 64 at stride 1: no projection
@@ -87,7 +94,17 @@ def test_resnet_names_and_shapes():
     assert r50.layer2[0].downsample[0].stride == (2, 2)
     # torchvision has no Flatten module (torch.flatten in forward): the module trees agree.
     assert [name for name, _ in r50.named_children()] == [
-        "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "avgpool",
+        "fc",
+    ]
 
 
 def test_efficientnet_names_and_shapes():
@@ -143,8 +160,24 @@ def test_efficientnet_hyperparameters_per_variant():
     assert depths == pytest.approx([0.2 * i / 16 for i in range(16)])  # global block counter, last 0.1875
     assert all(m.eps == 1e-5 and m.momentum == 0.1 for m in b0.modules() if isinstance(m, nn.BatchNorm2d))
     residual = [m.use_res_connect for m in b0.modules() if isinstance(m, models.MBConv)]
-    assert residual == [False, False, True, False, True, False, True, True, False, True, True, False, True, True,
-                        True, False]
+    assert residual == [
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
     b5 = models.efficientnet_b5(num_classes=2)
     assert b5.classifier[0].p == 0.4
     assert all(m.eps == 1e-3 and m.momentum == 0.01 for m in b5.modules() if isinstance(m, nn.BatchNorm2d))

@@ -105,8 +105,9 @@ def test_one_channel_model_loads_three_channel_weights(tmp_path, name):
     gray = models.get_model(name, num_classes=5, in_channels=1, weights=path)
     key = models.first_conv_key(gray)
     assert gray.state_dict()[key].shape[1] == 1
-    np.testing.assert_allclose(gray.state_dict()[key], rgb.state_dict()[key].sum(axis=1, keepdims=True), rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        gray.state_dict()[key], rgb.state_dict()[key].sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7
+    )
     x = np.random.default_rng(4).standard_normal((2, 1, 64, 64)).astype(np.float32)
     expected = forward(rgb, np.repeat(x, 3, axis=1))
     np.testing.assert_allclose(forward(gray, x), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
@@ -123,8 +124,12 @@ def test_adapt_state_dict_touches_only_the_first_conv():
 
 
 def test_state_dict_to_numpy_unwraps_checkpoints(capsys):
-    inner = OrderedDict([("module.conv1.weight", np.ones((2, 1, 1, 1), np.float32)),
-                         ("module.bn1.num_batches_tracked", np.array(3, np.int64))])
+    inner = OrderedDict(
+        [
+            ("module.conv1.weight", np.ones((2, 1, 1, 1), np.float32)),
+            ("module.bn1.num_batches_tracked", np.array(3, np.int64)),
+        ]
+    )
     out = convert.state_dict_to_numpy({"epoch": 4, "state_dict": inner, "optimizer": {}})
     assert list(out) == ["conv1.weight", "bn1.num_batches_tracked"]
     assert out["bn1.num_batches_tracked"].dtype == np.int64
@@ -155,8 +160,9 @@ def test_importing_kinone_models_does_not_import_torch():
 
 
 def test_converter_command_line_help():
-    done = subprocess.run([sys.executable, "-m", "kinone.models.convert", "--help"], capture_output=True, text=True,
-                          env=_child_env())
+    done = subprocess.run(
+        [sys.executable, "-m", "kinone.models.convert", "--help"], capture_output=True, text=True, env=_child_env()
+    )
     assert done.returncode == 0 and "IN" in done.stdout.upper() and "--model" in done.stdout
 
 

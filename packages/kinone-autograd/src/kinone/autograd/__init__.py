@@ -1,10 +1,10 @@
 """kinone.autograd: define-by-run reverse-mode automatic differentiation on NumPy.
 
-    >>> from kinone.autograd import tensor
-    >>> x = tensor([1.0, 2.0, 3.0], requires_grad=True)
-    >>> (x * x).sum().backward()
-    >>> x.grad
-    tensor([2., 4., 6.])
+>>> from kinone.autograd import tensor
+>>> x = tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+tensor([2., 4., 6.])
 """
 
 import numpy as _np
@@ -63,16 +63,71 @@ from .ops import return_types
 from .ops.gather_scatter import gather, masked_fill, scatter
 from .ops.matmul import matmul, mm
 from .ops.namespace import (
-    abs, add, allclose, amax, amin, clamp, clip, clone, detach, div, eq, equal, exp, flatten, ge, gt,
-    is_floating_point, is_tensor, le, log, log_softmax, logsumexp, lt, mean, mul, ne, neg, numel, permute, pow,
-    relu, reshape, sigmoid, softmax, sqrt, square, squeeze, std, sub, sum, tanh, transpose, unsqueeze, var,
+    abs,
+    add,
+    allclose,
+    amax,
+    amin,
+    clamp,
+    clip,
+    clone,
+    detach,
+    div,
+    eq,
+    equal,
+    exp,
+    flatten,
+    ge,
+    gt,
+    is_floating_point,
+    is_tensor,
+    le,
+    log,
+    log_softmax,
+    logsumexp,
+    lt,
+    mean,
+    mul,
+    ne,
+    neg,
+    numel,
+    permute,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    sqrt,
+    square,
+    squeeze,
+    std,
+    sub,
+    sum,
+    tanh,
+    transpose,
+    unsqueeze,
+    var,
 )
 from .ops.reduction import cumsum, norm, prod
 from .ops.shape import chunk, flip, narrow, roll, split, t
 from .ops.sorting import argmax, argmin, argsort, max, min, sort, topk
 from .ops.triangular import tril, triu
 from .ops.unary_math import (
-    acos, asin, atan, ceil, cos, cosh, floor, reciprocal, round, rsqrt, sign, sin, sinh, tan, trunc,
+    acos,
+    asin,
+    atan,
+    ceil,
+    cos,
+    cosh,
+    floor,
+    reciprocal,
+    round,
+    rsqrt,
+    sign,
+    sin,
+    sinh,
+    tan,
+    trunc,
 )
 from .tracing import TraceRecord, register_apply_hook, trace
 from .version import increment_version
@@ -161,10 +216,10 @@ __all__ = [
     "half",
     "increment_version",
     "int",
+    "int8",
     "int16",
     "int32",
     "int64",
-    "int8",
     "is_floating_point",
     "is_grad_enabled",
     "is_tensor",

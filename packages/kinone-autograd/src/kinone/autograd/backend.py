@@ -27,7 +27,7 @@ _standin_active = False
 class Device:
     """Where a tensor's array lives: `Device("cpu")`, `Device("cuda")` (= "cuda:0"), `Device("cuda:1")`."""
 
-    __slots__ = ("type", "index")
+    __slots__ = ("index", "type")
 
     def __init__(self, spec="cpu"):
         if isinstance(spec, Device):

@@ -191,7 +191,9 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: boo
     return Tensor(data.astype(dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
 
-def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def logspace(
+    start, end, steps: int, base: float = 10.0, dtype=None, device=None, requires_grad: bool = False
+) -> Tensor:
     """base ** linspace(start, end, steps) (torch.logspace; float32 unless `dtype` is given)."""
     data = base ** _module(device).linspace(start, end, int(steps), dtype=np.float64)
     return Tensor(data.astype(dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
@@ -199,8 +201,10 @@ def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None
 
 def eye(n: int, m=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The n x m identity matrix (m = n unless given; float32 unless `dtype` is given)."""
-    return Tensor(_module(device).eye(int(n), None if m is None else int(m), dtype=dtype or DEFAULT_FLOAT),
-                  requires_grad=requires_grad)
+    return Tensor(
+        _module(device).eye(int(n), None if m is None else int(m), dtype=dtype or DEFAULT_FLOAT),
+        requires_grad=requires_grad,
+    )
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -306,8 +310,10 @@ class _LegacyTensorType(type):
 
     def __call__(cls, *args, device=None):
         if device is not None and backend.Device(device).type != "cpu":
-            raise RuntimeError(f"{cls.__name__}: legacy constructor expects device type: cpu but device type: "
-                               f"{backend.Device(device).type} was passed")
+            raise RuntimeError(
+                f"{cls.__name__}: legacy constructor expects device type: cpu but device type: "
+                f"{backend.Device(device).type} was passed"
+            )
         if len(args) == 1 and isinstance(args[0], Tensor):
             if args[0].dtype != cls.dtype:
                 raise TypeError(f"{cls.__name__}: expected a tensor of dtype {cls.dtype}, got {args[0].dtype}")

@@ -1,8 +1,8 @@
 """`kinone.autograd.cuda`: what PyTorch's `torch.cuda` answers about CUDA devices.
 
-    >>> from kinone.autograd import cuda
-    >>> cuda.is_available()  # False without CuPy or a GPU (True under backend.use_standin_cuda())
-    False
+>>> from kinone.autograd import cuda
+>>> cuda.is_available()  # False without CuPy or a GPU (True under backend.use_standin_cuda())
+False
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def set_allow_tf32(enabled: bool) -> None:
     if xp is None or getattr(xp, "__name__", "") != "cupy":  # no CuPy, or the stand-in: nothing to switch
         return
     # Not run in CI (no GPU there); checked on a GPU by benchmarks/gpu/run.sh.
-    from cupy._core import _routines_linalg as linalg
     import numpy as np
+    from cupy._core import _routines_linalg as linalg
 
     linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT)

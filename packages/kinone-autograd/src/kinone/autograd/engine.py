@@ -222,7 +222,9 @@ def _run_node(node: Function, node_grad):
     if type(grads) is not tuple:
         grads = (grads,)
     if len(grads) != len(node.edges):
-        raise RuntimeError(f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(node.edges)} inputs")
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(node.edges)} inputs"
+        )
     return grads
 
 
@@ -240,7 +242,7 @@ class _GradientBuffers:
     is added to at once, so accumulating over steps holds no second copy.
     """
 
-    __slots__ = ("buffers", "owned", "stored", "leaf_grads", "exclusive", "retain_graph")
+    __slots__ = ("buffers", "exclusive", "leaf_grads", "owned", "retain_graph", "stored")
 
     def __init__(self, root: Function, grad, retain_graph: bool):
         self.buffers = {root: grad}

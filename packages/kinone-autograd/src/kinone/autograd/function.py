@@ -40,14 +40,14 @@ class Function:
     """Base class of every differentiable operation (see the module docstring)."""
 
     __slots__ = (
+        "__dict__",
+        "attrs",
+        "edges",
+        "input_dtypes",
+        "input_shapes",
+        "needs_input_grad",
         "saved_arrays",
         "saved_versions",
-        "needs_input_grad",
-        "edges",
-        "input_shapes",
-        "input_dtypes",
-        "attrs",
-        "__dict__",
     )
 
     # ------------------------------------------------------------------ subclass API
@@ -115,7 +115,9 @@ class Function:
             data = np.asarray(data)  # a NumPy scalar from a CPU reduction
         if record:
             if data.dtype.kind not in "fc":
-                raise TypeError(f"{cls.__name__}: a differentiable op produced a non-floating output of dtype {data.dtype}")
+                raise TypeError(
+                    f"{cls.__name__}: a differentiable op produced a non-floating output of dtype {data.dtype}"
+                )
             ctx.edges = tuple(edges)
             ctx.input_shapes = tuple(shapes)
             ctx.input_dtypes = tuple(dtypes)
@@ -137,8 +139,10 @@ class Function:
 
 def _mixed_devices_error(cls, inputs) -> RuntimeError:
     devices = ", ".join(f"input {i} on {device_of(t.data)}" for i, t in enumerate(inputs))
-    return RuntimeError(f"{cls.__name__}: expected all inputs on one device; got {devices} "
-                        "(move them with .to(device), .cuda() or .cpu())")
+    return RuntimeError(
+        f"{cls.__name__}: expected all inputs on one device; got {devices} "
+        "(move them with .to(device), .cuda() or .cpu())"
+    )
 
 
 class _TensorFunction(Function):
@@ -213,8 +217,10 @@ class _TensorFunction(Function):
         """Keep `tensors` (or None) for backward, with their versions."""
         for i, t in enumerate(tensors):
             if t is not None and not isinstance(t, Tensor):
-                raise TypeError(f"{type(self).__name__}.save_for_backward: argument {i} is a {type(t).__name__}; "
-                                "only Tensors (or None) can be saved, keep other values as attributes of ctx")
+                raise TypeError(
+                    f"{type(self).__name__}.save_for_backward: argument {i} is a {type(t).__name__}; "
+                    "only Tensors (or None) can be saved, keep other values as attributes of ctx"
+                )
         self.saved_arrays = tuple(None if t is None else t.data for t in tensors)
         self._saved_versions = tuple(None if t is None else (counter_of(t), counter_of(t).value) for t in tensors)
 
@@ -240,8 +246,10 @@ class _TensorFunction(Function):
         """Accepted for PyTorch code; with one output per node, backward always gets a gradient Tensor."""
 
     def mark_dirty(self, *tensors) -> None:
-        raise NotImplementedError(f"{type(self).__name__}.mark_dirty: custom Functions that change their inputs in "
-                                  "place are not supported in Kinone; return a new tensor")
+        raise NotImplementedError(
+            f"{type(self).__name__}.mark_dirty: custom Functions that change their inputs in "
+            "place are not supported in Kinone; return a new tensor"
+        )
 
 
 TensorFunction = _TensorFunction
@@ -255,8 +263,10 @@ def once_differentiable(backward):
 
 def _check_output(cls, result) -> None:
     if isinstance(result, (tuple, list)):
-        raise TypeError(f"{cls.__name__}.forward returned {len(result)} outputs; a Kinone graph node has one output "
-                        "(split it into one Function per output)")
+        raise TypeError(
+            f"{cls.__name__}.forward returned {len(result)} outputs; a Kinone graph node has one output "
+            "(split it into one Function per output)"
+        )
     if not isinstance(result, Tensor):
         raise TypeError(f"{cls.__name__}.forward must return a Tensor, got {type(result).__name__}")
 
@@ -272,15 +282,19 @@ def _run_tensor_backward(ctx, grad):
     if not isinstance(grads, tuple):
         grads = (grads,)
     flags = ctx._tensor_arguments
-    if len(grads) < len(flags) or any(g is not None for g in grads[len(flags):]):
-        raise RuntimeError(f"{cls.__name__}.backward returned {len(grads)} gradients; expected {len(flags)}, "
-                           "one per argument of forward (None for a non-tensor)")
+    if len(grads) < len(flags) or any(g is not None for g in grads[len(flags) :]):
+        raise RuntimeError(
+            f"{cls.__name__}.backward returned {len(grads)} gradients; expected {len(flags)}, "
+            "one per argument of forward (None for a non-tensor)"
+        )
     arrays = []
     for position, (is_tensor, g) in enumerate(zip(flags, grads)):
         if not is_tensor:
             if g is not None:
-                raise RuntimeError(f"{cls.__name__}.backward returned a gradient for argument {position}, which is "
-                                   "not a Tensor; return None there")
+                raise RuntimeError(
+                    f"{cls.__name__}.backward returned a gradient for argument {position}, which is "
+                    "not a Tensor; return None there"
+                )
         elif g is None:
             arrays.append(None)
         else:

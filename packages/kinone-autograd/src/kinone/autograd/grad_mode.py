@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import threading
 
+
 class _GradState(threading.local):
     # A class attribute gives every thread the default without a getattr fallback:
     # reading it is ~4x cheaper, and Function.apply reads it on every op.

@@ -102,8 +102,11 @@ def gradcheck(
         t = tensors[i]
         analytic = np.zeros(t.shape) if t.grad is None else to_host(t.grad.data)
         if analytic.shape != t.shape or analytic.dtype != np.float64:
-            return _fail(raise_exception, f"gradcheck: {_name(fn)}: gradient of input {i} has shape "
-                         f"{analytic.shape} and dtype {analytic.dtype}, expected {t.shape} float64")
+            return _fail(
+                raise_exception,
+                f"gradcheck: {_name(fn)}: gradient of input {i} has shape "
+                f"{analytic.shape} and dtype {analytic.dtype}, expected {t.shape} float64",
+            )
         if t.data.size <= max_full_elements:
             message = _check_elements(t, analytic, objective, eps, atol, rtol)
         else:
@@ -134,10 +137,12 @@ def _check_elements(t, analytic, objective, eps, atol, rtol):
     worst = np.unravel_index(np.argmax(error), t.shape)
     if error[worst] <= 0:
         return None
-    return (f"at element {tuple(int(w) for w in worst)}: "
-            f"analytical {analytic[worst]:.8g}, numerical {numerical[worst]:.8g}, "
-            f"abs error {abs(analytic[worst] - numerical[worst]):.3g} > atol + rtol*|numerical| "
-            f"= {atol + rtol * abs(numerical[worst]):.3g}")
+    return (
+        f"at element {tuple(int(w) for w in worst)}: "
+        f"analytical {analytic[worst]:.8g}, numerical {numerical[worst]:.8g}, "
+        f"abs error {abs(analytic[worst] - numerical[worst]):.3g} > atol + rtol*|numerical| "
+        f"= {atol + rtol * abs(numerical[worst]):.3g}"
+    )
 
 
 def _check_directions(t, analytic, objective, rng, eps, atol, rtol, directions):

@@ -130,7 +130,9 @@ def tensor_names(names) -> dict[int, str]:
     for key, value in items:
         tensor, name = (value, key) if isinstance(key, str) else (key, value)
         if not isinstance(tensor, Tensor):
-            raise TypeError(f"to_dot: names must map tensors to names (or names to tensors); got a {type(tensor).__name__}")
+            raise TypeError(
+                f"to_dot: names must map tensors to names (or names to tensors); got a {type(tensor).__name__}"
+            )
         out[id(tensor)] = str(name)
     return out
 
@@ -190,8 +192,9 @@ def build_graph(tensor: Tensor, names=None, constants: bool = True) -> Graph:
         ids[key] = node_id
         if isinstance(item, tuple):
             _, consumer, position = item
-            nodes[node_id] = GraphNode(node_id, "constant", "no grad", consumer.input_shapes[position],
-                                       str(consumer.input_dtypes[position]))
+            nodes[node_id] = GraphNode(
+                node_id, "constant", "no grad", consumer.input_shapes[position], str(consumer.input_dtypes[position])
+            )
         elif isinstance(item, Function):
             nodes[node_id] = GraphNode(node_id, "function", type(item).__name__, function=function_path(type(item)))
         else:
@@ -244,7 +247,7 @@ def _tokens(text: str) -> list[tuple[str, int]]:
 def _unquote(token: str) -> str:
     if not token.startswith('"'):
         return token
-    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), token[1:-1])
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), token[1:-1])
 
 
 class _Parser:
@@ -345,8 +348,17 @@ def _parsed_node(node_id: str, attrs: dict) -> GraphNode:
         shape = tuple(int(n) for n in match.group(1).rstrip(",").split(", ")) if match.group(1) else ()
         dtype, lines = match.group(2), lines[:-1]
     parameters = tuple(attrs.get("kinone_parameters", "").split())
-    return GraphNode(node_id, kind, lines[0], shape, dtype, attrs.get("kinone_function", ""), attrs.get("kinone_name", ""),
-                     "\n".join(lines[1:]), parameters=parameters)
+    return GraphNode(
+        node_id,
+        kind,
+        lines[0],
+        shape,
+        dtype,
+        attrs.get("kinone_function", ""),
+        attrs.get("kinone_name", ""),
+        "\n".join(lines[1:]),
+        parameters=parameters,
+    )
 
 
 def parse_dot(text: str) -> Graph:

@@ -61,8 +61,10 @@ class InPlaceMethods:
         """self ← self - alpha·other."""
         other = _operand(self, "sub_", other, alpha)
         if other.data.dtype.kind == "b":
-            raise RuntimeError("sub_: subtraction with a bool tensor is not supported (as in PyTorch); "
-                               "to invert a mask use logical_not")
+            raise RuntimeError(
+                "sub_: subtraction with a bool tensor is not supported (as in PyTorch); "
+                "to invert a mask use logical_not"
+            )
         return apply_in_place("sub_", _ops().AddInPlace, self, (other,), {"alpha": -alpha})
 
     def mul_(self, other):
@@ -72,8 +74,10 @@ class InPlaceMethods:
     def div_(self, other, *, rounding_mode=None):
         """self ← self / other (true division: an integer tensor is refused, as in PyTorch)."""
         if rounding_mode is not None:
-            raise NotImplementedError(f"div_: rounding_mode={rounding_mode!r} is not supported in Kinone; "
-                                      "only true division (rounding_mode=None)")
+            raise NotImplementedError(
+                f"div_: rounding_mode={rounding_mode!r} is not supported in Kinone; "
+                "only true division (rounding_mode=None)"
+            )
         other = _operand(self, "div_", other, result_kind="f")
         return apply_in_place("div_", _ops().DivInPlace, self, (other,), {})
 
@@ -98,7 +102,9 @@ class InPlaceMethods:
         """self ← value everywhere (a number, or a 0-d tensor through which the gradient flows)."""
         if isinstance(value, type(self)):
             if value.ndim != 0:
-                raise RuntimeError(f"fill_: only a 0-dimensional value tensor is supported, got shape {tuple(value.shape)}")
+                raise RuntimeError(
+                    f"fill_: only a 0-dimensional value tensor is supported, got shape {tuple(value.shape)}"
+                )
             return apply_in_place("fill_", _ops().FillInPlace, self, (value,), {})
         if not isinstance(value, numbers.Number):
             raise TypeError(f"fill_: value must be a number or a 0-d tensor, got {type(value).__name__}")
@@ -160,8 +166,10 @@ def apply_in_place(name: str, function: type, tensor, others: tuple, attrs: dict
         _check_can_change(name, tensor)
     for other in others:
         if type(other.data) is not type(tensor.data):
-            raise RuntimeError(f"{name}: expected both tensors on one device; got {tensor.device} and {other.device} "
-                               "(move one with .to(device), .cuda() or .cpu())")
+            raise RuntimeError(
+                f"{name}: expected both tensors on one device; got {tensor.device} and {other.device} "
+                "(move one with .to(device), .cuda() or .cpu())"
+            )
     inputs = (tensor, *others)
     record = grad_on and any(t.requires_grad for t in inputs)
     ctx = function.__new__(function)
@@ -197,8 +205,10 @@ def _check_can_change(name: str, tensor) -> None:
     if isinstance(node, _view_functions) and tensor.data.base is not None:
         edges = node.edges or (None,)
         if edges[0] is not None and not hasattr(edges[0], "edges"):  # the base is a leaf tensor
-            raise RuntimeError(f"{name}: a view of a leaf tensor that requires grad is being used in an in-place "
-                               "operation (as PyTorch refuses it); change it inside `with no_grad():`")
+            raise RuntimeError(
+                f"{name}: a view of a leaf tensor that requires grad is being used in an in-place "
+                "operation (as PyTorch refuses it); change it inside `with no_grad():`"
+            )
         raise RuntimeError(
             f"{name}: in-place change of a view ({type(node).__name__}) of a tensor that requires grad is not supported "
             "in Kinone (PyTorch rewrites the base's history, Kinone does not); clone() the view first, or change the base "
@@ -217,7 +227,9 @@ def _operand(tensor, name: str, other, alpha=1, result_kind: str | None = None):
     _check_kind(name, tensor, kind)
     if alpha != 1:
         if tensor.data.dtype.kind in "iub" and isinstance(alpha, float):
-            raise RuntimeError(f"{name}: for integral input tensors, argument alpha must not be a floating point number")
+            raise RuntimeError(
+                f"{name}: for integral input tensors, argument alpha must not be a floating point number"
+            )
         _check_kind(name, tensor, _number_kind(alpha))
     _check_broadcast(name, tensor, other)
     return other
@@ -259,15 +271,16 @@ def _check_broadcast(name: str, tensor, other) -> None:
     shape, other_shape = tuple(tensor.data.shape), tuple(other.data.shape)
     if other_shape == shape:
         return
-    ok = len(other_shape) <= len(shape) and all(
-        o in (1, s) for o, s in zip(reversed(other_shape), reversed(shape))
-    )
+    ok = len(other_shape) <= len(shape) and all(o in (1, s) for o, s in zip(reversed(other_shape), reversed(shape)))
     if not ok:
-        raise RuntimeError(f"{name}: the other operand's shape {other_shape} does not broadcast to the tensor's "
-                           f"shape {shape} (an in-place result keeps the tensor's shape)")
+        raise RuntimeError(
+            f"{name}: the other operand's shape {other_shape} does not broadcast to the tensor's "
+            f"shape {shape} (an in-place result keeps the tensor's shape)"
+        )
 
 
 def _check_random(name: str, tensor) -> None:
     if tensor.data.dtype.kind not in "f":
-        raise NotImplementedError(f"{name}: only floating-point tensors can be filled with random draws, "
-                                  f"got dtype {tensor.data.dtype}")
+        raise NotImplementedError(
+            f"{name}: only floating-point tensors can be filled with random draws, got dtype {tensor.data.dtype}"
+        )

@@ -20,23 +20,83 @@ import weakref
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
-             "Please use `.get()` to construct a NumPy array explicitly.")
-_SEQUENCE_REFUSED = {"prod", "sum", "mean", "max", "min", "amax", "amin", "any", "all", "cumsum", "argmax",
-                     "argmin", "std", "var"}
+_IMPLICIT = (
+    "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
+)
+_SEQUENCE_REFUSED = {
+    "prod",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "amax",
+    "amin",
+    "any",
+    "all",
+    "cumsum",
+    "argmax",
+    "argmin",
+    "std",
+    "var",
+}
 # NumPy functions that CuPy does not have (NumPy 2's top-level functions missing from CuPy's
 # cupy/__init__.py): `xp.name` is an AttributeError and `np.name(device_array)` finds no
 # implementation (CuPy's __array_function__ returns NotImplemented for them), as on a GPU.
-_NOT_IN_CUPY = frozenset({
-    "asmatrix", "block", "bmat", "busday_count", "busday_offset", "datetime_as_string", "datetime_data",
-    "einsum_path", "frompyfunc", "fromregex", "geomspace", "getbufsize", "geterr", "geterrcall",
-    "histogram_bin_edges", "insert", "is_busday", "isnat", "matvec", "nanpercentile", "nanquantile",
-    "nested_iters", "polyder", "polydiv", "polyint", "setbufsize", "seterr", "seterrcall", "spacing",
-    "unstack", "vecdot", "vecmat",
-})
+_NOT_IN_CUPY = frozenset(
+    {
+        "asmatrix",
+        "block",
+        "bmat",
+        "busday_count",
+        "busday_offset",
+        "datetime_as_string",
+        "datetime_data",
+        "einsum_path",
+        "frompyfunc",
+        "fromregex",
+        "geomspace",
+        "getbufsize",
+        "geterr",
+        "geterrcall",
+        "histogram_bin_edges",
+        "insert",
+        "is_busday",
+        "isnat",
+        "matvec",
+        "nanpercentile",
+        "nanquantile",
+        "nested_iters",
+        "polyder",
+        "polydiv",
+        "polyint",
+        "setbufsize",
+        "seterr",
+        "seterrcall",
+        "spacing",
+        "unstack",
+        "vecdot",
+        "vecmat",
+    }
+)
 # Functions that copy host data onto the device, as cupy.asarray does.
-_FROM_HOST = {"asarray", "array", "asanyarray", "ascontiguousarray", "full", "full_like", "zeros", "ones",
-              "empty", "zeros_like", "ones_like", "empty_like", "arange", "linspace", "eye", "identity"}
+_FROM_HOST = {
+    "asarray",
+    "array",
+    "asanyarray",
+    "ascontiguousarray",
+    "full",
+    "full_like",
+    "zeros",
+    "ones",
+    "empty",
+    "zeros_like",
+    "ones_like",
+    "empty_like",
+    "arange",
+    "linspace",
+    "eye",
+    "identity",
+}
 
 
 class _DeviceId:
@@ -50,8 +110,10 @@ _DEVICE = _DeviceId()
 
 
 def _mixed_error(where: str, value) -> TypeError:
-    return TypeError(f"{where}: unsupported type {type(value).__module__}.{type(value).__name__} "
-                     "(a NumPy array mixed with a stand-in CUDA array; move it with xp.asarray first)")
+    return TypeError(
+        f"{where}: unsupported type {type(value).__module__}.{type(value).__name__} "
+        "(a NumPy array mixed with a stand-in CUDA array; move it with xp.asarray first)"
+    )
 
 
 def _unwrap(value, where: str, allow_host: bool = False):
@@ -90,7 +152,7 @@ _wrappers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 class ndarray(NDArrayOperatorsMixin):
     """A stand-in device array: a NumPy array that refuses to be treated as one."""
 
-    __slots__ = ("_a", "__weakref__")
+    __slots__ = ("__weakref__", "_a")
 
     def __init__(self, array: np.ndarray):
         self._a = array
@@ -263,6 +325,7 @@ class _Ufunc:
 
     def __getattr__(self, method):
         if method in ("reduce", "accumulate", "at", "outer", "reduceat"):
+
             def call(*args, **kwargs):
                 _check_ufunc_method(self.__name__, method)
                 return _call(self._ufunc, method, args, kwargs)
@@ -343,9 +406,24 @@ lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(as_strided=_as_s
 # cupy.random.Generator's methods in CuPy 14 (cupy/random/_generator_api.pyx): no `normal`,
 # `choice`, `permutation` or `shuffle`, which NumPy's Generator has.
 _GENERATOR_METHODS = {
-    "random", "uniform", "integers", "beta", "chisquare", "dirichlet", "exponential", "f", "geometric",
-    "hypergeometric", "logseries", "standard_exponential", "poisson", "power", "standard_normal", "gamma",
-    "standard_gamma", "binomial",
+    "random",
+    "uniform",
+    "integers",
+    "beta",
+    "chisquare",
+    "dirichlet",
+    "exponential",
+    "f",
+    "geometric",
+    "hypergeometric",
+    "logseries",
+    "standard_exponential",
+    "poisson",
+    "power",
+    "standard_normal",
+    "gamma",
+    "standard_gamma",
+    "binomial",
 }
 
 

@@ -1,6 +1,6 @@
 """`Tensor`: a NumPy array with a gradient and a link to the op that made it.
 
-dtype rules (DESIGN.md section 2): Python floats (and lists of them) become float32, Python
+dtype rules: Python floats (and lists of them) become float32, Python
 ints int64, bools bool; NumPy arrays keep their dtype (float64 survives, as gradcheck needs).
 A Python scalar meeting a tensor takes the tensor's floating dtype, so `x * 2.0` stays
 float32, as in PyTorch. Only floating-point tensors can require grad.
@@ -34,12 +34,10 @@ def _to_array(data, dtype=None) -> np.ndarray:
 
 def _check_can_require_grad(array: np.ndarray) -> None:
     if array.dtype.kind not in "fc":
-        raise TypeError(
-            f"requires_grad: only floating-point tensors can require gradients; got dtype {array.dtype}"
-        )
+        raise TypeError(f"requires_grad: only floating-point tensors can require gradients; got dtype {array.dtype}")
 
 
-def _make_tensor(data: np.ndarray, requires_grad: bool, grad_fn) -> "Tensor":
+def _make_tensor(data: np.ndarray, requires_grad: bool, grad_fn) -> Tensor:
     """Fast constructor for op outputs: no conversion, no checks."""
     t = Tensor.__new__(Tensor)
     t.data = data
@@ -75,7 +73,15 @@ class Tensor(InPlaceMethods):
     """
 
     # `_post_accumulate_hooks` is set only on a tensor that has hooks (read with getattr).
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version_counter", "_post_accumulate_hooks", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_post_accumulate_hooks",
+        "_version_counter",
+        "data",
+        "grad",
+        "grad_fn",
+        "requires_grad",
+    )
     # NumPy must defer to our reflected operators: `ndarray * Tensor` -> Tensor.__rmul__.
     __array_ufunc__ = None
 
@@ -146,23 +152,25 @@ class Tensor(InPlaceMethods):
     # PyTorch's other device kinds (Intel GPUs, Apple's Metal): never in Kinone.
     is_xpu = is_mps = property(lambda self: False, doc="Always False: Kinone has no XPU or MPS device.")
 
-    def cuda(self, device=None) -> "Tensor":
+    def cuda(self, device=None) -> Tensor:
         """This tensor on a CUDA device (`cuda:0` unless given); itself if already there."""
         return self.to(backend.cuda_device(device))
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         """This tensor on the CPU; itself if already there."""
         return self.to("cpu")
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item: only a one-element tensor can be converted to a Python scalar; got shape {self.shape}")
+            raise ValueError(
+                f"item: only a one-element tensor can be converted to a Python scalar; got shape {self.shape}"
+            )
         return self.data.item()
 
     def tolist(self):
         return self.data.tolist()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and its version counter), cut from the graph."""
         t = _make_tensor(self.data, False, None)
         t._version_counter = counter_of(self)
@@ -179,7 +187,7 @@ class Tensor(InPlaceMethods):
         """Record one in-place change of this tensor's array (`increment_version(self)`)."""
         increment_version(self)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad:
             _check_can_require_grad(self.data)
         elif self.grad_fn is not None:
@@ -201,8 +209,9 @@ class Tensor(InPlaceMethods):
         of backward still runs: data parallelism starts reducing a gradient there). Returns a
         handle whose `remove()` unregisters it."""
         if self.grad_fn is not None:
-            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate gradients; "
-                               "this tensor has a grad_fn")
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only leaf tensors accumulate gradients; this tensor has a grad_fn"
+            )
         if not self.requires_grad:
             raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad")
         return _engine.add_post_accumulate_hook(self, hook)
@@ -245,7 +254,7 @@ class Tensor(InPlaceMethods):
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     # ------------------------------------------------------------------ dtype
-    def to(self, *args, device=None, dtype=None) -> "Tensor":
+    def to(self, *args, device=None, dtype=None) -> Tensor:
         """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other_tensor)`, as PyTorch: a
         copy on another device, or a cast (both differentiable between floating dtypes);
         `self` when nothing changes."""
@@ -263,7 +272,7 @@ class Tensor(InPlaceMethods):
                 out = ToDevice.apply(self, device=target)
         return out if dtype is None else out._cast(dtype)
 
-    def _cast(self, dtype) -> "Tensor":
+    def _cast(self, dtype) -> Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
             return self
@@ -271,30 +280,30 @@ class Tensor(InPlaceMethods):
             return _make_tensor(self.data.astype(dtype), False, None)
         return Cast.apply(self, dtype=dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.to(np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.to(np.float64)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return self.to(np.int64)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         """int32, as PyTorch's `int()`."""
         return self.to(np.int32)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         return self.to(np.bool_)
 
-    def half(self) -> "Tensor":
+    def half(self) -> Tensor:
         return self.to(np.float16)
 
-    def type_as(self, other: "Tensor") -> "Tensor":
+    def type_as(self, other: Tensor) -> Tensor:
         return self.to(other.dtype)
 
     # ------------------------------------------------------------------ arithmetic
-    def _operand(self, other) -> "Tensor":
+    def _operand(self, other) -> Tensor:
         """Turn the other side of a binary op into a Tensor; Python scalars take our dtype."""
         if isinstance(other, Tensor):
             return other
@@ -378,12 +387,14 @@ class Tensor(InPlaceMethods):
         return Pow.apply(self, self._operand(2))
 
     # Comparisons are not differentiable: they return boolean tensors outside the graph.
-    def _compare(self, other, ufunc) -> "Tensor":
+    def _compare(self, other, ufunc) -> Tensor:
         if isinstance(other, Tensor):
             other_data = other.data
             if type(other_data) is not type(self.data):
-                raise RuntimeError(f"{ufunc.__name__}: expected both tensors on one device; got {self.device} "
-                                   f"and {other.device} (move one with .to(device), .cuda() or .cpu())")
+                raise RuntimeError(
+                    f"{ufunc.__name__}: expected both tensors on one device; got {self.device} "
+                    f"and {other.device} (move one with .to(device), .cuda() or .cpu())"
+                )
         else:
             other_data = other
         return _make_tensor(ufunc(self.data, other_data), False, None)
@@ -409,7 +420,7 @@ class Tensor(InPlaceMethods):
     # The method forms of the comparisons (torch's names).
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
 
-    def equal(self, other: "Tensor") -> bool:
+    def equal(self, other: Tensor) -> bool:
         """True when `other` has this shape and the same elements (torch.equal)."""
         return self.shape == other.shape and bool((self._compare(other, np.equal)).data.all())
 
@@ -487,12 +498,12 @@ class Tensor(InPlaceMethods):
 
     view = reshape
 
-    def view_as(self, other: "Tensor"):
+    def view_as(self, other: Tensor):
         return self.reshape(other.shape)
 
     reshape_as = view_as
 
-    def expand_as(self, other: "Tensor"):
+    def expand_as(self, other: Tensor):
         return self.expand(other.shape)
 
     def clone(self):
@@ -506,7 +517,9 @@ class Tensor(InPlaceMethods):
     def permute(self, *dims):
         dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
         if sorted(d % self.ndim for d in dims) != list(range(self.ndim)):
-            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of the {self.ndim} dims of shape {self.shape}")
+            raise ValueError(
+                f"permute: dims {tuple(dims)} are not a permutation of the {self.ndim} dims of shape {self.shape}"
+            )
         return Permute.apply(self, dims=tuple(d % self.ndim for d in dims))
 
     def transpose(self, dim0: int, dim1: int):
@@ -574,7 +587,10 @@ def _normalize_index_part(part):
 
 
 # Ops are bound at the bottom: they import Function, which imports this module.
+from . import creation  # noqa: E402  (after Tensor: it imports it)
 from . import engine as _engine  # noqa: E402
+from .ops import conversion, gather_scatter, reduction, shape, sorting, triangular, unary_math  # noqa: E402
+from .ops import matmul as _matmul  # noqa: E402
 from .ops.arithmetic import Add, Div, Mul, Neg, Pow, Sub  # noqa: E402
 from .ops.device import ToDevice  # noqa: E402
 from .ops.elementwise import Abs, Cast, Clip, Clone, Exp, Log, ReLU, Sigmoid, Sqrt, Tanh  # noqa: E402
@@ -583,9 +599,6 @@ from .ops.matmul import matmul  # noqa: E402
 from .ops.reduction import Amax, Amin, LogSumExp, Mean, Sum, Var  # noqa: E402
 from .ops.shape import Expand, Permute, Reshape  # noqa: E402
 from .ops.softmax import LogSoftmax, Softmax  # noqa: E402
-from .ops import conversion, gather_scatter, reduction, shape, sorting, triangular, unary_math  # noqa: E402
-from .ops import matmul as _matmul  # noqa: E402
-from . import creation  # noqa: E402  (after Tensor: it imports it)
 
 
 def _bind(module, *names: str) -> None:
@@ -597,8 +610,24 @@ def _bind(module, *names: str) -> None:
 
 _bind(sorting, "argmax", "argmin", "max", "min", "sort", "argsort", "topk")
 _bind(gather_scatter, "gather", "scatter", "masked_fill")
-_bind(unary_math, "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "reciprocal", "rsqrt",
-      "sign", "floor", "ceil", "round", "trunc")
+_bind(
+    unary_math,
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "reciprocal",
+    "rsqrt",
+    "sign",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+)
 _bind(reduction, "prod", "cumsum", "norm")
 _bind(shape, "flip", "roll", "repeat", "split", "chunk", "narrow", "t")
 _bind(_matmul, "mm")

@@ -12,13 +12,14 @@ When no hook is registered the cost on the hot path is one truthiness test of a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 # Hooks are process-wide (every thread's applies are reported): tracing is a debugging and
 # export tool, run on one model at a time.
-_apply_hooks: list[Callable[["TraceRecord"], None]] = []
+_apply_hooks: list[Callable[[TraceRecord], None]] = []
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,14 @@ VIEWS = ("Runs", "Run", "Graph", "Compare")
 # as canvas above: one series gets at most 1,500 points, several share that.
 POINTS = 1500
 # Material icons ship with Streamlit's frontend (no emoji font needed on the viewing machine).
-STATUS_ICONS = {"running": ":material/play_circle:", "finished": ":material/check_circle:", "crashed": ":material/error:",
-                "failed": ":material/cancel:", "interrupted": ":material/pause_circle:", "unknown": ":material/help:"}
+STATUS_ICONS = {
+    "running": ":material/play_circle:",
+    "finished": ":material/check_circle:",
+    "crashed": ":material/error:",
+    "failed": ":material/cancel:",
+    "interrupted": ":material/pause_circle:",
+    "unknown": ":material/help:",
+}
 
 
 # CommonMark lets a backslash escape any ASCII punctuation character; Streamlit's extensions
@@ -82,20 +88,31 @@ def load(path: Path) -> R.RunLog:
 
 
 # ---------------------------------------------------------------------------------- charts
-def chart(frame: pd.DataFrame, y: str, title: str, color: str | None = None, log_y: bool = False,
-          points: bool | list = False, y_title: str | None = None, height: int = 280) -> None:
+def chart(
+    frame: pd.DataFrame,
+    y: str,
+    title: str,
+    color: str | None = None,
+    log_y: bool = False,
+    points: bool | list = False,
+    y_title: str | None = None,
+    height: int = 280,
+) -> None:
     """A line chart of `y` over `step` (one line per `color` value)."""
     scale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
     encoding = {
         "x": alt.X("step:Q", title="step"),
         "y": alt.Y(f"{y}:Q", title=y_title or y, scale=scale),
-        "tooltip": [alt.Tooltip("step:Q"), alt.Tooltip(f"{y}:Q", format=".4g")] + ([alt.Tooltip(f"{color}:N")] if color else []),
+        "tooltip": [alt.Tooltip("step:Q"), alt.Tooltip(f"{y}:Q", format=".4g")]
+        + ([alt.Tooltip(f"{color}:N")] if color else []),
     }
     if color:
         encoding["color"] = alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="top", direction="horizontal"))
     lines = alt.Chart(frame).mark_line(point=points is True, clip=True).encode(**encoding)
     if isinstance(points, (list, tuple)) and color:  # markers on these series only (few points: validation)
-        lines = lines + alt.Chart(frame[frame[color].isin(points)]).mark_point(filled=True, clip=True).encode(**encoding)
+        lines = lines + alt.Chart(frame[frame[color].isin(points)]).mark_point(filled=True, clip=True).encode(
+            **encoding
+        )
     st.altair_chart(lines.properties(title=title), width="stretch", height=height)
 
 
@@ -124,12 +141,23 @@ def runs_view(summaries: list[R.RunSummary]) -> None:
     table = pd.DataFrame(rows).drop(columns=["extra"])
     table = table.rename(columns={"start_time": "start time", "best": "best metric"})
     counts = pd.Series([s.status for s in summaries]).value_counts()
-    st.caption(f"{len(summaries)} run(s): " + ", ".join(f"{n} {status}" for status, n in counts.items())
-               + ". Click a row to open that run.")
-    event = st.dataframe(table, hide_index=True, width="stretch", key="runs-table",
-                         on_select="rerun", selection_mode="single-row",
-                         column_config={"steps": st.column_config.NumberColumn(format="%d"),
-                                        "processes": st.column_config.NumberColumn(format="%d")})
+    st.caption(
+        f"{len(summaries)} run(s): "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + ". Click a row to open that run."
+    )
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        key="runs-table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "steps": st.column_config.NumberColumn(format="%d"),
+            "processes": st.column_config.NumberColumn(format="%d"),
+        },
+    )
     shown = st.session_state.get("runs-table-names")  # the rows as the user saw them when clicking
     st.session_state["runs-table-names"] = list(table["run"])
     chosen = selected_run(event.selection.rows, shown or list(table["run"]))
@@ -172,8 +200,9 @@ def log_notices(log: R.RunLog) -> None:
     if log.pending_bytes:
         st.info(f"A half-written last line ({log.pending_bytes} bytes) is waiting for the trainer to finish it.")
     for event in log.resumes():
-        st.caption(f"Resumed at step {_fmt(event.get('step', 0), ',.0f')} "
-                   "(later records before the resume were dropped).")
+        st.caption(
+            f"Resumed at step {_fmt(event.get('step', 0), ',.0f')} (later records before the resume were dropped)."
+        )
 
 
 def run_view(summary: R.RunSummary) -> None:
@@ -181,11 +210,17 @@ def run_view(summary: R.RunSummary) -> None:
     info = summary.info
     st.header(escape_markdown(summary.name))
     params = R.format_count(summary.num_parameters)
-    facts = " · ".join(x for x in (f"model {summary.model}" if summary.model else "",
-                                   f"on {summary.device}" if summary.device else "",
-                                   f"{summary.world_size} processes" if (summary.world_size or 1) > 1 else "",
-                                   f"{params} parameters" if params else "",
-                                   f"started {R.format_time(summary.start_time)}" if summary.start_time else "") if x)
+    facts = " · ".join(
+        x
+        for x in (
+            f"model {summary.model}" if summary.model else "",
+            f"on {summary.device}" if summary.device else "",
+            f"{summary.world_size} processes" if (summary.world_size or 1) > 1 else "",
+            f"{params} parameters" if params else "",
+            f"started {R.format_time(summary.start_time)}" if summary.start_time else "",
+        )
+        if x
+    )
     if facts:
         st.text(facts)
     status_banner(summary)
@@ -207,8 +242,13 @@ def run_view(summary: R.RunSummary) -> None:
         if losses.empty:
             no_data("No loss logged yet.")
         else:
-            chart(losses, "loss", "loss (train and validation)", color="series",
-                  points=True if log.count("train") < 30 else ["validation"])
+            chart(
+                losses,
+                "loss",
+                "loss (train and validation)",
+                color="series",
+                points=True if log.count("train") < 30 else ["validation"],
+            )
     with right:
         auroc = R.series(log, "val", "mean_auroc", max_points=POINTS)
         if auroc.empty:
@@ -229,8 +269,12 @@ def run_view(summary: R.RunSummary) -> None:
         if throughput.empty:
             no_data("No throughput logged yet.")
         else:
-            chart(throughput, "samples_per_sec", "throughput" + (f" (mean of {smooth} steps)" if smooth > 1 else ""),
-                  y_title="samples/s")
+            chart(
+                throughput,
+                "samples_per_sec",
+                "throughput" + (f" (mean of {smooth} steps)" if smooth > 1 else ""),
+                y_title="samples/s",
+            )
 
     auroc_section(log, info, summary.best_metric or "mean_auroc")
     gradient_section(log, summary.name)
@@ -255,7 +299,9 @@ def _fmt(value, spec: str = ".4f") -> str:
 
 def auroc_section(log: R.RunLog, info: dict, metric: str) -> None:
     st.subheader("Per-finding AUROC")
-    table = R.auroc_table(log.frame("val"), info, log.frame("test"), metric=metric if metric in log.frame("val") else "mean_auroc")
+    table = R.auroc_table(
+        log.frame("val"), info, log.frame("test"), metric=metric if metric in log.frame("val") else "mean_auroc"
+    )
     if table.empty:
         no_data("No per-finding AUROC yet (it is logged by each validation pass).")
         return
@@ -263,18 +309,27 @@ def auroc_section(log: R.RunLog, info: dict, metric: str) -> None:
     with left:
         shown = table.copy()
         shown.loc["mean"] = shown.mean(skipna=True)
-        st.dataframe(shown, width="stretch", height=min(600, 36 * (len(shown) + 1) + 3),
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns})
+        st.dataframe(
+            shown,
+            width="stretch",
+            height=min(600, 36 * (len(shown) + 1) + 3),
+            column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns},
+        )
         st.caption("Empty: undefined (no positive or no negative case of that finding in the split).")
     with right:
         long = table.reset_index().melt(id_vars="finding", var_name="record", value_name="AUROC").dropna()
-        bars = alt.Chart(long).mark_bar().encode(
-            y=alt.Y("finding:N", sort=list(table.index), title=None),
-            x=alt.X("AUROC:Q", scale=alt.Scale(domain=[0, 1])),
-            yOffset="record:N",
-            color=alt.Color("record:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400)),
-            tooltip=["finding", "record", alt.Tooltip("AUROC:Q", format=".3f")],
-        ).properties(title="AUROC per finding")
+        bars = (
+            alt.Chart(long)
+            .mark_bar()
+            .encode(
+                y=alt.Y("finding:N", sort=list(table.index), title=None),
+                x=alt.X("AUROC:Q", scale=alt.Scale(domain=[0, 1])),
+                yOffset="record:N",
+                color=alt.Color("record:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400)),
+                tooltip=["finding", "record", alt.Tooltip("AUROC:Q", format=".3f")],
+            )
+            .properties(title="AUROC per finding")
+        )
         st.altair_chart(bars, width="stretch", height=max(300, 9 * len(table) * table.shape[1] + 90))
 
 
@@ -290,36 +345,61 @@ def gradient_section(log: R.RunLog, run_name: str) -> None:
     health = R.gradient_health(grads, vanishing, exploding)
     flagged = health[health["flag"] != "ok"]
     if flagged.empty:
-        st.success(f"All {len(health)} layers healthy at step {int(grads.index[-1])}: latest gradient norms between "
-                   f"{health['latest'].min():.2e} and {health['latest'].max():.2e}.")
+        st.success(
+            f"All {len(health)} layers healthy at step {int(grads.index[-1])}: latest gradient norms between "
+            f"{health['latest'].min():.2e} and {health['latest'].max():.2e}."
+        )
     else:
-        st.error(f"{len(flagged)} layer(s) flagged at step {int(grads.index[-1])}: "
-                 + ", ".join(f"{escape_markdown(r.layer)} ({r.flag}, {r.latest:.2e})" for r in flagged.head(10).itertuples()))
+        st.error(
+            f"{len(flagged)} layer(s) flagged at step {int(grads.index[-1])}: "
+            + ", ".join(f"{escape_markdown(r.layer)} ({r.flag}, {r.latest:.2e})" for r in flagged.head(10).itertuples())
+        )
     # Heatmap: log10 gradient norm per layer (rows, in model order) and step bin (columns).
     rows = grads.iloc[R.stride_indices(len(grads), max(1, 1900 // max(1, grads.shape[1])))]
     heat = rows.reset_index().melt(id_vars="step", var_name="layer", value_name="norm")
     heat["log10 norm"] = np.log10(heat["norm"].where(heat["norm"] > 0))
-    heatmap = alt.Chart(heat).mark_rect().encode(
-        x=alt.X("step:O", title="step"), y=alt.Y("layer:N", sort=list(grads.columns), title=None,
-                                                  axis=alt.Axis(labelLimit=220, labelFontSize=9)),
-        color=alt.Color("log10 norm:Q", scale=alt.Scale(scheme="viridis")),
-        tooltip=["layer", "step", alt.Tooltip("norm:Q", format=".3e")],
-    ).properties(title="gradient norm per layer (log10)")
+    heatmap = (
+        alt.Chart(heat)
+        .mark_rect()
+        .encode(
+            x=alt.X("step:O", title="step"),
+            y=alt.Y("layer:N", sort=list(grads.columns), title=None, axis=alt.Axis(labelLimit=220, labelFontSize=9)),
+            color=alt.Color("log10 norm:Q", scale=alt.Scale(scheme="viridis")),
+            tooltip=["layer", "step", alt.Tooltip("norm:Q", format=".3e")],
+        )
+        .properties(title="gradient norm per layer (log10)")
+    )
     left, right = st.columns([3, 2])
     with left:
         st.altair_chart(heatmap, width="stretch", height=max(240, 10 * grads.shape[1] + 80))
     with right:
-        default = list(flagged["layer"]) or [grads.columns[0], grads.columns[len(grads.columns) // 2], grads.columns[-1]]
-        chosen = st.multiselect("layers over steps", list(grads.columns), default=list(dict.fromkeys(default))[:8],
-                                key=f"layers-{run_name}")
+        default = list(flagged["layer"]) or [
+            grads.columns[0],
+            grads.columns[len(grads.columns) // 2],
+            grads.columns[-1],
+        ]
+        chosen = st.multiselect(
+            "layers over steps", list(grads.columns), default=list(dict.fromkeys(default))[:8], key=f"layers-{run_name}"
+        )
         if chosen:
             lines = grads[chosen].iloc[R.stride_indices(len(grads), max(50, POINTS // len(chosen)))]
             lines = lines.reset_index().melt(id_vars="step", var_name="layer", value_name="grad norm").dropna()
             lines = lines[lines["grad norm"] > 0]
-            chart(lines, "grad norm", "gradient norm of chosen layers", color="layer", log_y=True,
-                  points=len(grads) < 30, height=300)
-        st.dataframe(health.style.format({"latest": "{:.2e}", "median": "{:.2e}", "max": "{:.2e}"}),
-                     hide_index=True, width="stretch", height=240)
+            chart(
+                lines,
+                "grad norm",
+                "gradient norm of chosen layers",
+                color="layer",
+                log_y=True,
+                points=len(grads) < 30,
+                height=300,
+            )
+        st.dataframe(
+            health.style.format({"latest": "{:.2e}", "median": "{:.2e}", "max": "{:.2e}"}),
+            hide_index=True,
+            width="stretch",
+            height=240,
+        )
 
 
 def graph_view(summary: R.RunSummary) -> None:
@@ -332,12 +412,16 @@ def graph_view(summary: R.RunSummary) -> None:
         st.code(error, language=None, wrap_lines=True)
         return
     if graph is None:
-        st.info(f"No {R.GRAPH_FILE} in this run: kinone-train writes it when a run starts "
-                "(this run is older, or another program wrote it).")
+        st.info(
+            f"No {R.GRAPH_FILE} in this run: kinone-train writes it when a run starts "
+            "(this run is older, or another program wrote it)."
+        )
         return
-    st.caption(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges; data flows top to bottom. "
-               "A box is a module call (its parameters folded in), a rounded box a Function, an ellipse a "
-               "parameter (blue) or an input, buffer or constant (grey).")
+    st.caption(
+        f"{len(graph.nodes)} nodes, {len(graph.edges)} edges; data flows top to bottom. "
+        "A box is a module call (its parameters folded in), a rounded box a Function, an ellipse a "
+        "parameter (blue) or an input, buffer or constant (grey)."
+    )
     if len(graph.nodes) <= R.MAX_DRAWN_NODES:
         st.graphviz_chart(graph.to_dot())  # written again from the parsed file: only labels and Kinone's attributes
     else:
@@ -366,8 +450,15 @@ def node_details(node, log: R.RunLog, run_name: str) -> None:
     if history.empty:
         no_data("No gradient norms logged for " + escape_markdown(", ".join(parameters)) + " yet.")
         return
-    chart(history, "grad norm", "gradient norm of " + ("this parameter" if len(parameters) == 1 else "its parameters"),
-          color="parameter", log_y=True, points=len(history) < 30 * len(parameters), height=300)
+    chart(
+        history,
+        "grad norm",
+        "gradient norm of " + ("this parameter" if len(parameters) == 1 else "its parameters"),
+        color="parameter",
+        log_y=True,
+        points=len(history) < 30 * len(parameters),
+        height=300,
+    )
 
 
 def files_section(summary: R.RunSummary) -> None:
@@ -383,9 +474,13 @@ def files_section(summary: R.RunSummary) -> None:
         label = f"{escape_markdown(relative)} ({size / 2**20:.1f} MiB)"
         columns[i % len(columns)].download_button(
             # Read only when clicked, and checked again then: a file swapped for a link is refused.
-            label, data=lambda rel=relative: R.read_run_file(summary.path, rel),
-            file_name=f"{summary.name}-{path.name}", mime="application/octet-stream",
-            on_click="ignore", key=f"download-{summary.name}-{relative}")
+            label,
+            data=lambda rel=relative: R.read_run_file(summary.path, rel),
+            file_name=f"{summary.name}-{path.name}",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key=f"download-{summary.name}-{relative}",
+        )
 
 
 def compare_view(summaries: list[R.RunSummary], names: list[str]) -> None:
@@ -396,16 +491,29 @@ def compare_view(summaries: list[R.RunSummary], names: list[str]) -> None:
         return
     logs = {s.name: load(s.path) for s in chosen}
     per_run = max(100, POINTS // len(chosen))
-    st.dataframe(pd.DataFrame([asdict(R.overview_row(s, logs[s.name])) for s in chosen]).drop(columns=["extra"]),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame([asdict(R.overview_row(s, logs[s.name])) for s in chosen]).drop(columns=["extra"]),
+        hide_index=True,
+        width="stretch",
+    )
     smooth_train = {name: max(1, min(50, log.count("train") // 200)) for name, log in logs.items()}
-    panels = [("train", "loss", "train loss", True), ("val", "loss", "validation loss", False),
-              ("val", "mean_auroc", "validation mean AUROC", False), ("train", "lr", "learning rate", False)]
+    panels = [
+        ("train", "loss", "train loss", True),
+        ("val", "loss", "validation loss", False),
+        ("val", "mean_auroc", "validation mean AUROC", False),
+        ("train", "lr", "learning rate", False),
+    ]
     columns = st.columns(2)
     for i, (split, column, title, smooth) in enumerate(panels):
-        parts = [R.series(log, split, column, max_points=per_run, smooth=smooth_train[name] if smooth else 0).assign(run=name)
-                 for name, log in logs.items()]
-        frame = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame(columns=["step", column, "run"])], ignore_index=True)
+        parts = [
+            R.series(log, split, column, max_points=per_run, smooth=smooth_train[name] if smooth else 0).assign(
+                run=name
+            )
+            for name, log in logs.items()
+        ]
+        frame = pd.concat(
+            [p for p in parts if not p.empty] or [pd.DataFrame(columns=["step", column, "run"])], ignore_index=True
+        )
         with columns[i % 2]:
             if frame.empty:
                 no_data(f"No {title} in these runs.")
@@ -438,11 +546,15 @@ def main() -> None:
     view = st.sidebar.radio("View", VIEWS, key="view")
     run_name = st.sidebar.selectbox("Run", names, key="run") if names else None
     compare = st.sidebar.multiselect("Compare runs", names, key="compare")
-    refresh = st.sidebar.number_input("Refresh every (s, 0: off)", min_value=0.0, max_value=3600.0, step=1.0, key="refresh")
+    refresh = st.sidebar.number_input(
+        "Refresh every (s, 0: off)", min_value=0.0, max_value=3600.0, step=1.0, key="refresh"
+    )
     st.sidebar.caption(f"Runs folder: {escape_markdown(runs_dir.resolve())}")
     if not runs_dir.is_dir():
-        st.error(f"{escape_markdown(runs_dir)} is not a folder. Start with `kinone-dashboard RUNS_DIR` "
-                 "(the runs/ that kinone-train writes).")
+        st.error(
+            f"{escape_markdown(runs_dir)} is not a folder. Start with `kinone-dashboard RUNS_DIR` "
+            "(the runs/ that kinone-train writes)."
+        )
         return
 
     @st.fragment(run_every=refresh if refresh > 0 else None)

@@ -35,8 +35,9 @@ def best_index(val: pd.DataFrame, metric: str = "mean_auroc") -> int | None:
     return int(values.idxmin() if "loss" in metric else values.idxmax())
 
 
-def auroc_table(val: pd.DataFrame, info: dict, test: pd.DataFrame | None = None,
-                metric: str = "mean_auroc") -> pd.DataFrame:
+def auroc_table(
+    val: pd.DataFrame, info: dict, test: pd.DataFrame | None = None, metric: str = "mean_auroc"
+) -> pd.DataFrame:
     """Per-finding AUROC at the latest and the best validation epoch (and the test split when
     logged): one row per finding, one column per record, NaN where undefined."""
     columns: dict[str, list[float]] = {}
@@ -101,7 +102,13 @@ def gradient_health(grads: pd.DataFrame, vanishing_below: float = 1e-7, explodin
             flag = "vanishing"
         else:
             flag = "ok"
-        rows.append({"layer": layer, "latest": last,
-                     "median": float(np.median(finite)) if finite.size else math.nan,
-                     "max": float(finite.max()) if finite.size else math.nan, "flag": flag})
+        rows.append(
+            {
+                "layer": layer,
+                "latest": last,
+                "median": float(np.median(finite)) if finite.size else math.nan,
+                "max": float(finite.max()) if finite.size else math.nan,
+                "flag": flag,
+            }
+        )
     return pd.DataFrame(rows)

@@ -47,15 +47,15 @@ def stride_indices(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
 
 
-def series(log: RunLog, split: str, column: str, max_points: int = MAX_POINTS,
-           smooth: int = 0) -> pd.DataFrame:
+def series(log: RunLog, split: str, column: str, max_points: int = MAX_POINTS, smooth: int = 0) -> pd.DataFrame:
     """`step` and `column` of one split, numeric, without missing values, downsampled; with
     `smooth` > 1 a rolling mean over that many records is taken first."""
     frame = log.frame(split)
     if frame.empty or column not in frame or "step" not in frame:
         return pd.DataFrame(columns=["step", column])
-    out = pd.DataFrame({"step": pd.to_numeric(frame["step"], errors="coerce"),
-                        column: pd.to_numeric(frame[column], errors="coerce")}).dropna()
+    out = pd.DataFrame(
+        {"step": pd.to_numeric(frame["step"], errors="coerce"), column: pd.to_numeric(frame[column], errors="coerce")}
+    ).dropna()
     if smooth > 1:
         out[column] = out[column].rolling(smooth, min_periods=1).mean()
     return downsample(out.reset_index(drop=True), column, max_points)

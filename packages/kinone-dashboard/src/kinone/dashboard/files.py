@@ -36,8 +36,12 @@ def _relative_parts(relative) -> tuple[str, ...]:
     if os.name == "nt":  # "\\" separates folders, and "C:" or "name:stream" name other files
         text = text.replace("\\", "/")
     parts = PurePosixPath(text).parts
-    if (not parts or text.startswith("/") or any(part in (".", "..") for part in parts)
-            or (os.name == "nt" and any(":" in part for part in parts))):
+    if (
+        not parts
+        or text.startswith("/")
+        or any(part in (".", "..") for part in parts)
+        or (os.name == "nt" and any(":" in part for part in parts))
+    ):
         raise UnsafeRunFile(f"{relative}: not a regular file inside the run directory (expected a relative path)")
     return parts
 
@@ -108,8 +112,9 @@ def open_run_file(run_dir, relative):
 
 def is_download(relative: str) -> bool:
     """Whether `relative` (a posix path inside a run) is of a kind the Files section offers."""
-    return any(fnmatch.fnmatchcase(relative, pattern) and relative.count("/") == pattern.count("/")
-               for pattern in DOWNLOADS)
+    return any(
+        fnmatch.fnmatchcase(relative, pattern) and relative.count("/") == pattern.count("/") for pattern in DOWNLOADS
+    )
 
 
 def run_files(run_dir) -> list[Path]:

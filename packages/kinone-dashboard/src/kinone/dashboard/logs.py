@@ -41,6 +41,7 @@ MAX_CORRUPT_SHOWN = 100
 @dataclass
 class CorruptLine:
     """A skipped line of metrics.jsonl: its 1-based number, byte offset, length and why."""
+
     line: int
     offset: int
     length: int
@@ -117,8 +118,9 @@ class BatchedMetricsReader:
 
     # -- lines longer than MAX_LINE_BYTES
     def _start_long_line(self, seen: int) -> None:
-        self._long = self._add_corrupt(self.line, self.offset, seen,
-                                       f"longer than {_size(MAX_LINE_BYTES)}, not ended yet")
+        self._long = self._add_corrupt(
+            self.line, self.offset, seen, f"longer than {_size(MAX_LINE_BYTES)}, not ended yet"
+        )
         self._scanned = self.offset + seen
 
     def _skip_long_line(self, block: bytes) -> bytes:
@@ -134,7 +136,7 @@ class BatchedMetricsReader:
         self._long.reason = f"longer than {_size(MAX_LINE_BYTES)} ({_size(self._long.length)})"
         self._long = None
         self.offset, self.line = end, self.line + 1
-        return block[newline + 1:]
+        return block[newline + 1 :]
 
     def _add_corrupt(self, line: int, offset: int, length: int, reason: str) -> CorruptLine:
         self.corrupt_lines += 1
@@ -163,7 +165,7 @@ class BatchedMetricsReader:
             numbered = [(i, line) for i, line in numbered if len(line) <= MAX_LINE_BYTES]
         out: list[dict] = []
         for b in range(0, len(numbered), PARSE_BATCH):
-            batch = numbered[b:b + PARSE_BATCH]
+            batch = numbered[b : b + PARSE_BATCH]
             try:
                 values = json.loads(b"[" + b",".join(line for _, line in batch) + b"]")
                 if len(values) != len(batch):  # a line holding two values separated by a comma
@@ -235,7 +237,7 @@ class SplitColumns:
         if not self.n:
             return pd.DataFrame()
         frame = pd.DataFrame(self.columns)
-        for key in frame.columns[frame.dtypes == object]:  # numbers with nulls (NaN is written as null)
+        for key in frame.columns[frame.dtypes == "object"]:  # numbers with nulls (NaN is written as null)
             try:
                 frame[key] = pd.to_numeric(frame[key])
             except (TypeError, ValueError):
@@ -273,7 +275,9 @@ class RunLog:
                 identity = (st.st_dev, st.st_ino)
             except FileNotFoundError:
                 identity, st = None, None
-            if self._identity is not None and (identity != self._identity or (st and st.st_size < self.reader.position)):
+            if self._identity is not None and (
+                identity != self._identity or (st and st.st_size < self.reader.position)
+            ):
                 self._reset()  # the file was replaced or truncated: start over
             self._identity = identity
             if st is None:

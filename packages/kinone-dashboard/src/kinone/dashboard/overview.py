@@ -34,6 +34,7 @@ def format_count(n) -> str:
 @dataclass
 class RunOverview:
     """A row of the runs table."""
+
     run: str
     status: str
     start_time: str
@@ -65,6 +66,15 @@ def overview_row(summary: RunSummary, log: RunLog | None) -> RunOverview:
         if train and isinstance(train.get("step"), int):
             steps = max(steps or 0, train["step"])
     start = format_time(summary.start_time)
-    return RunOverview(summary.name, summary.status, start, summary.model, summary.device, summary.world_size,
-                       format_count(summary.num_parameters),
-                       steps if isinstance(steps, int) else None, best, summary.reason)
+    return RunOverview(
+        summary.name,
+        summary.status,
+        start,
+        summary.model,
+        summary.device,
+        summary.world_size,
+        format_count(summary.num_parameters),
+        steps if isinstance(steps, int) else None,
+        best,
+        summary.reason,
+    )

@@ -16,57 +16,27 @@ Nothing here writes: every file is opened read-only, so the dashboard can watch 
 
 from __future__ import annotations
 
-from .status import (  # noqa: F401
-    STALE_AFTER_S,
-    FINAL_STATUSES,
-    pid_alive,
-    last_write_time,
-    run_status,
-)
-from .files import (  # noqa: F401
-    DOWNLOADS,
-    UnsafeRunFile,
-    open_run_file,
-    is_download,
-    run_files,
-    read_run_file,
-)
-from .listing import (  # noqa: F401
-    MAX_RUN_JSON_BYTES,
-    RunSummary,
-    read_run_info,
-    is_run_dir,
-    find_runs,
-)
-from .logs import (  # noqa: F401
-    READ_BLOCK,
-    PARSE_BATCH,
-    MAX_LINE_BYTES,
-    MAX_CORRUPT_SHOWN,
-    CorruptLine,
-    BatchedMetricsReader,
-    SplitColumns,
-    RunLog,
-)
 from .derived import (  # noqa: F401
-    finding_names,
-    best_index,
     auroc_table,
+    best_index,
+    finding_names,
     grad_norm_frame,
     gradient_health,
 )
 from .downsampling import (  # noqa: F401
     MAX_POINTS,
-    downsample_indices,
     downsample,
-    stride_indices,
+    downsample_indices,
     series,
+    stride_indices,
 )
-from .overview import (  # noqa: F401
-    format_time,
-    format_count,
-    RunOverview,
-    overview_row,
+from .files import (  # noqa: F401
+    DOWNLOADS,
+    UnsafeRunFile,
+    is_download,
+    open_run_file,
+    read_run_file,
+    run_files,
 )
 from .graph import (  # noqa: F401
     GRAPH_FILE,
@@ -78,4 +48,34 @@ from .graph import (  # noqa: F401
     node_parameters,
     parameter_history,
     read_graph,
+)
+from .listing import (  # noqa: F401
+    MAX_RUN_JSON_BYTES,
+    RunSummary,
+    find_runs,
+    is_run_dir,
+    read_run_info,
+)
+from .logs import (  # noqa: F401
+    MAX_CORRUPT_SHOWN,
+    MAX_LINE_BYTES,
+    PARSE_BATCH,
+    READ_BLOCK,
+    BatchedMetricsReader,
+    CorruptLine,
+    RunLog,
+    SplitColumns,
+)
+from .overview import (  # noqa: F401
+    RunOverview,
+    format_count,
+    format_time,
+    overview_row,
+)
+from .status import (  # noqa: F401
+    FINAL_STATUSES,
+    STALE_AFTER_S,
+    last_write_time,
+    pid_alive,
+    run_status,
 )

@@ -42,8 +42,9 @@ def last_write_time(run_dir: Path) -> float | None:
     return max(times) if times else None
 
 
-def run_status(info: dict, run_dir, now: float | None = None, stale_after: float = STALE_AFTER_S,
-               this_host: str | None = None) -> tuple[str, str]:
+def run_status(
+    info: dict, run_dir, now: float | None = None, stale_after: float = STALE_AFTER_S, this_host: str | None = None
+) -> tuple[str, str]:
     """`(status, reason)`: status is one of running, finished, failed, interrupted, crashed,
     unknown. A run.json saying "running" is crashed when its process is gone (same host: the pid
     no longer exists) or, when the process cannot be checked (another host), when nothing in the

@@ -78,7 +78,9 @@ def _keys_for(images, keys):
     xp = get_array_module(images)
     keys = xp.asarray(keys)
     if keys.ndim != 1 or keys.shape[0] != images.shape[0]:
-        raise ValueError(f"batch transforms: expected one key per image, {images.shape[0]}; got keys of shape {keys.shape}")
+        raise ValueError(
+            f"batch transforms: expected one key per image, {images.shape[0]}; got keys of shape {keys.shape}"
+        )
     if keys.dtype.kind not in "iu":
         raise TypeError(f"batch transforms: keys must be integers; got {keys.dtype}")
     return keys.astype(xp.uint64)
@@ -322,8 +324,10 @@ class Compose:
     def __call__(self, images, keys=None):
         xp = get_array_module(images)
         if images.dtype != np.uint8 or images.ndim not in (3, 4):
-            raise TypeError(f"batch transforms: expected uint8 images of shape (N, C, H, W) or (N, H, W); "
-                            f"got {images.dtype} {tuple(images.shape)}")
+            raise TypeError(
+                f"batch transforms: expected uint8 images of shape (N, C, H, W) or (N, H, W); "
+                f"got {images.dtype} {tuple(images.shape)}"
+            )
         batch = images if images.ndim == 4 else images[:, None]
         n, channels, height, width = batch.shape
         if keys is None:
@@ -370,7 +374,7 @@ def _copy_pixels(batch, matrix, out_h, out_w):
     15 ms for a `take_along_axis` of every (row, column) pair), then the flipped ones are
     reversed; elsewhere (no sliding_window_view), a gather of rows then a flat `take` of columns."""
     xp = get_array_module(batch)
-    n, channels, height, width = batch.shape
+    n, channels, _, _ = batch.shape
     rows = xp.floor(matrix[:, 1, 1:2] * _pixel_centres(out_h, xp) + matrix[:, 1, 2:3]).astype(xp.intp)  # (N, H')
     cols = xp.floor(matrix[:, 0, 0:1] * _pixel_centres(out_w, xp) + matrix[:, 0, 2:3]).astype(xp.intp)  # (N, W')
     windows = getattr(getattr(getattr(xp, "lib", None), "stride_tricks", None), "sliding_window_view", None)

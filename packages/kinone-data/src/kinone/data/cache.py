@@ -74,7 +74,9 @@ def cache_params(image_size: int, resample: str = "bilinear") -> dict:
     if not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image cache: image_size must be a positive integer; got {image_size!r}")
     if resample not in RESAMPLE_FILTERS:
-        raise ValueError(f"image cache: unknown resample filter {resample!r}; expected one of {sorted(RESAMPLE_FILTERS)}")
+        raise ValueError(
+            f"image cache: unknown resample filter {resample!r}; expected one of {sorted(RESAMPLE_FILTERS)}"
+        )
     return {"image_size": image_size, "resample": resample, "mode": "L", "dtype": "uint8"}
 
 
@@ -106,8 +108,11 @@ class ImageCache:
             partial = (self.root / SHARDS).is_dir()
             raise CacheError(
                 f"image cache {self.root}: no {INDEX}"
-                + ("; a prepare was interrupted: run kinone-prepare again to finish it" if partial else
-                   "; expected a folder written by kinone-prepare")
+                + (
+                    "; a prepare was interrupted: run kinone-prepare again to finish it"
+                    if partial
+                    else "; expected a folder written by kinone-prepare"
+                )
             )
         index = _read_json(index_path, "image cache")
         if index.get("format") != FORMAT:
@@ -160,7 +165,10 @@ class ImageCache:
         entry = self.images.get(name)
         if entry is None:
             reason = self.corrupt.get(name, {}).get("reason")
-            raise KeyError(f"image cache {self.root}: no image {name!r}" + (f" (its source is corrupt: {reason})" if reason else ""))
+            raise KeyError(
+                f"image cache {self.root}: no image {name!r}"
+                + (f" (its source is corrupt: {reason})" if reason else "")
+            )
         return self.shard(entry["shard"])[entry["row"]]
 
     def check_sources(self, paths: dict) -> None:
@@ -176,12 +184,16 @@ class ImageCache:
                 changed.append(name)
         reasons = []
         if changed:
-            reasons.append(f"{len(changed)} source image(s) changed since it was prepared (size or mtime): {_few(changed)}")
+            reasons.append(
+                f"{len(changed)} source image(s) changed since it was prepared (size or mtime): {_few(changed)}"
+            )
         if added:
             reasons.append(f"{len(added)} image(s) are not in it (added since?): {_few(added)}")
         if reasons:
-            raise CacheMismatch(f"image cache {self.root} does not match its sources: {'; '.join(reasons)}; "
-                                f"run kinone-prepare --update --out {self.root} to bring it up to date")
+            raise CacheMismatch(
+                f"image cache {self.root} does not match its sources: {'; '.join(reasons)}; "
+                f"run kinone-prepare --update --out {self.root} to bring it up to date"
+            )
 
     def __repr__(self) -> str:
         return f"ImageCache({str(self.root)!r}, images={len(self)}, image_size={self.image_size}, corrupt={len(self.corrupt)})"
@@ -245,8 +257,15 @@ def write_shard(root: Path, number: int, sources: list, params: dict, counter=No
                 counter.value += 1
     file = f"{SHARDS}/{number:05d}.npy"
     atomic_write(root / file, lambda f: np.save(f, pixels[: len(images)], allow_pickle=False))
-    manifest = {"format": FORMAT, "version": VERSION, "params": params, "file": file, "count": len(images),
-                "images": images, "corrupt": corrupt}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "params": params,
+        "file": file,
+        "count": len(images),
+        "images": images,
+        "corrupt": corrupt,
+    }
     _write_json(root / SHARDS / f"{number:05d}.json", manifest)
     return manifest
 
@@ -292,13 +311,20 @@ def read_manifests(root: Path, params: dict) -> dict:
             continue
         manifest = _read_json(path, "image cache")
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise CacheMismatch(f"image cache {root}: {path} is from format {manifest.get('format')!r} version "
-                                f"{manifest.get('version')!r}; expected {FORMAT!r} version {VERSION}")
+            raise CacheMismatch(
+                f"image cache {root}: {path} is from format {manifest.get('format')!r} version "
+                f"{manifest.get('version')!r}; expected {FORMAT!r} version {VERSION}"
+            )
         if manifest.get("params") != params:
-            differ = [f"{k} {manifest['params'].get(k)!r} (asked: {v!r})" for k, v in params.items()
-                      if manifest.get("params", {}).get(k) != v]
-            raise CacheMismatch(f"image cache {root} was prepared with other parameters: {', '.join(differ)}; "
-                                "choose another --out, or delete it to prepare it anew")
+            differ = [
+                f"{k} {manifest['params'].get(k)!r} (asked: {v!r})"
+                for k, v in params.items()
+                if manifest.get("params", {}).get(k) != v
+            ]
+            raise CacheMismatch(
+                f"image cache {root} was prepared with other parameters: {', '.join(differ)}; "
+                "choose another --out, or delete it to prepare it anew"
+            )
         if (root / manifest["file"]).is_file():
             manifests[int(path.stem)] = manifest
     return manifests
@@ -355,8 +381,10 @@ def prepare_cache(
         added = [name for name in todo if name not in stale]
         reasons = [f"{len(stale)} cached image(s) changed or were removed since: {_few(stale)}"] if stale else []
         reasons += [f"{len(added)} image(s) are new: {_few(added)}"] if added else []
-        raise CacheMismatch(f"image cache {root} does not match {data_dir}: {'; '.join(reasons)}; "
-                            "pass --update to prepare only what changed, or choose another --out")
+        raise CacheMismatch(
+            f"image cache {root} does not match {data_dir}: {'; '.join(reasons)}; "
+            "pass --update to prepare only what changed, or choose another --out"
+        )
     if manifests and not finished:
         report(f"resuming: {len(kept)} finished shard(s) kept ({len(done)} images), {len(todo)} images to go")
     if finished and (stale or todo):  # --update: the cache is incomplete until its new index is written
@@ -366,8 +394,10 @@ def prepare_cache(
 
     size = shard_size or _default_shard_size(len(todo), image_size, workers)
     first = max(manifests, default=-1) + 1
-    plan = [(first + k, [(name, *sources[name]) for name in todo[i : i + size]])
-            for k, i in enumerate(range(0, len(todo), size))]
+    plan = [
+        (first + k, [(name, *sources[name]) for name in todo[i : i + size]])
+        for k, i in enumerate(range(0, len(todo), size))
+    ]
     complete = stop_after_shards is None or stop_after_shards >= len(plan)
     if not complete:
         plan = plan[:stop_after_shards]
@@ -376,10 +406,17 @@ def prepare_cache(
     if complete:
         _write_index(root, params, data_dir, kept)
     corrupt = {name: e["reason"] for m in kept.values() for name, e in m["corrupt"].items()}
-    return PrepareResult(root=root, images=sum(m["count"] for m in kept.values()), corrupt=corrupt, missing=missing,
-                         kept_shards=len(kept) - len(written), written_shards=len(written), complete=complete,
-                         seconds=time.perf_counter() - started,
-                         dropped=[name for name in stale if name not in sources])
+    return PrepareResult(
+        root=root,
+        images=sum(m["count"] for m in kept.values()),
+        corrupt=corrupt,
+        missing=missing,
+        kept_shards=len(kept) - len(written),
+        written_shards=len(written),
+        complete=complete,
+        seconds=time.perf_counter() - started,
+        dropped=[name for name in stale if name not in sources],
+    )
 
 
 def _default_shard_size(count: int, image_size: int, workers: int) -> int:
@@ -399,8 +436,13 @@ def _run_plan(root: Path, plan: list, params: dict, workers: int, progress, tota
     from tqdm import tqdm
 
     (root / SHARDS).mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=total, desc="preparing images", unit="img", disable=None if progress is None else not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        desc="preparing images",
+        unit="img",
+        disable=None if progress is None else not progress,
+        dynamic_ncols=True,
+    )
     written = {}
     try:
         if workers <= 0:
@@ -412,7 +454,9 @@ def _run_plan(root: Path, plan: list, params: dict, workers: int, progress, tota
         with multiprocessing.get_context("spawn" if os.name != "posix" else "fork").Pool(
             workers, initializer=_init_worker, initargs=(counter,)
         ) as pool:
-            pending = {number: pool.apply_async(_pool_task, (root, number, sources, params)) for number, sources in plan}
+            pending = {
+                number: pool.apply_async(_pool_task, (root, number, sources, params)) for number, sources in plan
+            }
             while pending:
                 for number in [n for n, result in pending.items() if result.ready()]:
                     written[number] = pending.pop(number).get()  # re-raises a worker's error
@@ -433,6 +477,13 @@ def _write_index(root: Path, params: dict, data_dir, manifests: dict) -> None:
         for name, entry in manifest["images"].items():
             images[name] = {"shard": position, **entry}
         corrupt.update(manifest["corrupt"])
-    index = {"format": FORMAT, "version": VERSION, "params": params, "source_root": str(Path(data_dir).resolve()),
-             "shards": shards, "images": dict(sorted(images.items())), "corrupt": dict(sorted(corrupt.items()))}
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "params": params,
+        "source_root": str(Path(data_dir).resolve()),
+        "shards": shards,
+        "images": dict(sorted(images.items())),
+        "corrupt": dict(sorted(corrupt.items())),
+    }
     _write_json(root / INDEX, index)

@@ -227,7 +227,7 @@ class DataLoader:
         if self._pool is not None and self._pool.alive:
             try:
                 self._pool.drain()
-            except Exception:  # noqa: BLE001 - a worker died meanwhile: this epoch starts a new pool
+            except Exception:
                 self._pool.close()
         if self._pool is None or not self._pool.alive:
             self._pool = _WorkerPool(self, epoch)
@@ -274,7 +274,7 @@ class DataLoader:
 
 
 def default_start_method() -> str:
-    """"fork" where the platform has it, except in a process that has initialised MPI
+    """ "fork" where the platform has it, except in a process that has initialised MPI
     (forking one is a known crash: the child inherits the MPI library's threads, sockets and
     registered memory), where it is "forkserver"; "spawn" where neither exists."""
     methods = multiprocessing.get_all_start_methods()
@@ -288,7 +288,7 @@ def mpi_is_initialized() -> bool:
     mpi = sys.modules.get("mpi4py.MPI")
     try:
         return bool(mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized())
-    except Exception:  # noqa: BLE001 - a broken or partial mpi4py: assume it is not
+    except Exception:
         return False
 
 
@@ -323,8 +323,11 @@ def _check_workers(num_workers, timeout, prefetch_factor, persistent_workers) ->
 def _check_order(iterable, batch_size, shuffle, sampler, batch_sampler, drop_last) -> bool:
     """PyTorch's checks of the arguments that choose the order and the batches; returns shuffle."""
     if iterable:
-        for name, value in (("shuffle", shuffle if shuffle not in (False, None) else None), ("sampler", sampler),
-                            ("batch_sampler", batch_sampler)):
+        for name, value in (
+            ("shuffle", shuffle if shuffle not in (False, None) else None),
+            ("sampler", sampler),
+            ("batch_sampler", batch_sampler),
+        ):
             if value is not None:
                 raise ValueError(
                     f"DataLoader with IterableDataset: expected unspecified {name} option, but got {name}={value!r} "
@@ -332,7 +335,9 @@ def _check_order(iterable, batch_size, shuffle, sampler, batch_sampler, drop_las
                 )
     shuffle = bool(shuffle)
     if sampler is not None and shuffle:
-        raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle (the sampler decides the order)")
+        raise ValueError(
+            "DataLoader: sampler option is mutually exclusive with shuffle (the sampler decides the order)"
+        )
     if batch_sampler is not None:
         if batch_size != 1 or shuffle or sampler is not None or drop_last:
             raise ValueError(
@@ -434,8 +439,9 @@ class _WorkerPool:
         self.slot_prefix = os.path.join(shared_memory_dir(), f"kinone-data-{os.getpid()}-{uuid.uuid4().hex[:12]}-")
         self.workers, self.connections = [], []
         context = loader._context()
-        self._shutdown = weakref.finalize(self, _shut_down, self.workers, self.connections, self.reader,
-                                          self.slot_prefix)
+        self._shutdown = weakref.finalize(
+            self, _shut_down, self.workers, self.connections, self.reader, self.slot_prefix
+        )
         try:
             for worker_id in range(self.num_workers):
                 self._start(context, loader, epoch, worker_id)
@@ -650,7 +656,7 @@ class _MultiProcessIterator(_BaseIterator):
         error_type = _exception_class(module_name, qualname)
         try:
             error = error_type(_KeyErrorMessage(message) if issubclass(error_type, KeyError) else message)
-        except Exception:  # noqa: BLE001 - its constructor wants other arguments
+        except Exception:
             error = RuntimeError(message)
         try:
             error.worker_id, error.sample_index = worker_id, index
@@ -665,7 +671,7 @@ def _exception_class(module_name: str, qualname: str) -> type:
         found = importlib.import_module(module_name)
         for part in qualname.split("."):
             found = getattr(found, part)
-    except Exception:  # noqa: BLE001 - not importable here (e.g. defined in a function)
+    except Exception:
         return RuntimeError
     return found if isinstance(found, type) and issubclass(found, BaseException) else RuntimeError
 

@@ -38,17 +38,34 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="kinone-prepare", description=__doc__.split("\n\n")[0],
-                     epilog="\n\n".join(__doc__.split("\n\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="kinone-prepare",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add = parser.add_argument
     add("--data-dir", type=Path, required=True, help="the NIH ChestX-ray14 folder (Data_Entry_2017*.csv, images*/)")
     add("--out", type=Path, required=True, help="the cache folder (created; an interrupted one is continued)")
     add("--image-size", type=int, default=256, help="side of the square cached images, in pixels (default 256)")
-    add("--resample", choices=sorted(RESAMPLE_FILTERS), default="bilinear",
+    add(
+        "--resample",
+        choices=sorted(RESAMPLE_FILTERS),
+        default="bilinear",
         help="Pillow's resampling filter, antialiased when shrinking (default bilinear: what "
-             "kinone-train's Resize uses, so the cache holds the pixels training from the PNGs sees)")
-    add("--workers", type=int, default=None, help=f"decoding processes (default: every core, {os.cpu_count()} here; 0: this process)")
-    add("--update", action="store_true", help="the cache is outdated: keep what still matches, prepare only new and changed images")
+        "kinone-train's Resize uses, so the cache holds the pixels training from the PNGs sees)",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"decoding processes (default: every core, {os.cpu_count()} here; 0: this process)",
+    )
+    add(
+        "--update",
+        action="store_true",
+        help="the cache is outdated: keep what still matches, prepare only new and changed images",
+    )
     add("--shard-size", type=int, help="images per shard (default: about 64 MB of pixels)")
     add("--no-progress", action="store_true", help="no progress bar (it is off anyway when not on a terminal)")
     add("--debug", action="store_true", help="show the traceback of an error")
@@ -75,8 +92,13 @@ def check_args(args) -> None:
 def run(args) -> int:
     check_args(args)
     result = prepare_cache(
-        args.data_dir, args.out, image_size=args.image_size, resample=args.resample, workers=args.workers,
-        update=args.update, shard_size=args.shard_size,
+        args.data_dir,
+        args.out,
+        image_size=args.image_size,
+        resample=args.resample,
+        workers=args.workers,
+        update=args.update,
+        shard_size=args.shard_size,
         progress=None if not args.no_progress else False,
         report=lambda line: print(f"kinone-prepare: {line}", file=sys.stderr, flush=True),
     )
@@ -84,15 +106,17 @@ def run(args) -> int:
         print(f"kinone-prepare: corrupt image {name}: {reason}", file=sys.stderr)
     notes = []
     if result.corrupt:
-        notes.append(f"{len(result.corrupt)} corrupt (listed in index.json under \"corrupt\")")
+        notes.append(f'{len(result.corrupt)} corrupt (listed in index.json under "corrupt")')
     if result.missing:
         notes.append(f"{len(result.missing)} named in the CSV have no file")
     if result.dropped:
         notes.append(f"{len(result.dropped)} whose source is gone were dropped")
     rate = result.written_shards and f", {result.seconds:.0f} s"
-    print(f"kinone-prepare: {result.root}: {result.images} images of {args.image_size} x {args.image_size} "
-          f"({result.written_shards} shard(s) written, {result.kept_shards} kept{rate or ''})"
-          + (f"; {'; '.join(notes)}" if notes else ""))
+    print(
+        f"kinone-prepare: {result.root}: {result.images} images of {args.image_size} x {args.image_size} "
+        f"({result.written_shards} shard(s) written, {result.kept_shards} kept{rate or ''})"
+        + (f"; {'; '.join(notes)}" if notes else "")
+    )
     return 0
 
 
@@ -104,8 +128,10 @@ def main(argv=None) -> int:
         print(f"kinone-prepare: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("kinone-prepare: interrupted; the finished shards are kept: run the same command again to continue",
-              file=sys.stderr)
+        print(
+            "kinone-prepare: interrupted; the finished shards are kept: run the same command again to continue",
+            file=sys.stderr,
+        )
         return 130
     except Exception as error:
         if args.debug:

@@ -103,7 +103,12 @@ class RandomSampler(_EpochSampler):
     """
 
     def __init__(
-        self, data_source, replacement: bool = False, num_samples: int | None = None, generator=None, *,
+        self,
+        data_source,
+        replacement: bool = False,
+        num_samples: int | None = None,
+        generator=None,
+        *,
         seed: int | None = None,
     ):
         super().__init__(seed, generator)
@@ -134,7 +139,12 @@ class WeightedRandomSampler(_EpochSampler):
     """`num_samples` indices drawn with probabilities proportional to `weights`."""
 
     def __init__(
-        self, weights: Sequence[float], num_samples: int, replacement: bool = True, generator=None, *,
+        self,
+        weights: Sequence[float],
+        num_samples: int,
+        replacement: bool = True,
+        generator=None,
+        *,
         seed: int | None = None,
     ):
         super().__init__(seed, generator)

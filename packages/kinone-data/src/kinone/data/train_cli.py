@@ -47,8 +47,8 @@ from kinone.train.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from kinone.train.checkpoint import read_checkpoint_progress
 from kinone.train.run_log import RunWriter, read_run
 
-from . import transforms as T
 from . import batch_transforms as B
+from . import transforms as T
 from .cache import CacheError, ImageCache
 from .datasets.image_check import check_images
 from .datasets.nih import CSV_NAMES, EXPECTED_LAYOUT, FINDINGS, TEST_LIST, TRAIN_VAL_LIST, NIHChestXray
@@ -56,19 +56,42 @@ from .datasets.nih_sample import make_sample
 from .device_loader import DeviceLoader
 from .loader import DataLoader
 
-DEFAULTS = {"model": "resnet18", "image_size": 224, "epochs": 5, "batch_size": 32, "lr": 1e-3,
-            "optimizer": "adamw", "in_channels": 1, "weight_decay": 1e-4, "num_workers": 0, "seed": 0,
-            "val_fraction": 0.1, "checkpoint_every": 200}
+DEFAULTS = {
+    "model": "resnet18",
+    "image_size": 224,
+    "epochs": 5,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "optimizer": "adamw",
+    "in_channels": 1,
+    "weight_decay": 1e-4,
+    "num_workers": 0,
+    "seed": 0,
+    "val_fraction": 0.1,
+    "checkpoint_every": 200,
+}
 # The sample run: about a minute on 2 CPU cores.
 SAMPLE_DEFAULTS = {**DEFAULTS, "image_size": 64, "epochs": 3, "lr": 2e-3}
 # Every model of kinone.models downsamples by 32: a smaller image leaves the last stage nothing but padding.
 MIN_IMAGE_SIZE = 32
 # What a resumed run takes from its run.json; a flag given with another value is refused.
-RUN_CONFIG_FLAGS = {"model": "--model", "image_size": "--image-size", "epochs": "--epochs",
-                    "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
-                    "weight_decay": "--weight-decay", "seed": "--seed", "val_fraction": "--val-fraction",
-                    "in_channels": "--in-channels", "weights": "--weights", "sample": "--sample",
-                    "skip_missing": "--skip-missing", "no_sync_bn": "--no-sync-bn", "cache": "--cache"}
+RUN_CONFIG_FLAGS = {
+    "model": "--model",
+    "image_size": "--image-size",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "optimizer": "--optimizer",
+    "weight_decay": "--weight-decay",
+    "seed": "--seed",
+    "val_fraction": "--val-fraction",
+    "in_channels": "--in-channels",
+    "weights": "--weights",
+    "sample": "--sample",
+    "skip_missing": "--skip-missing",
+    "no_sync_bn": "--no-sync-bn",
+    "cache": "--cache",
+}
 # The model's graph (DOT text, kinone.nn.graph), written at the start of a run.
 GRAPH_FILE = "graph.dot"
 INSTALL_ONNX = "python -m pip install './packages/kinone-onnx[runtime]' (from the root of a Kinone clone)"
@@ -94,43 +117,100 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     d, s = DEFAULTS, SAMPLE_DEFAULTS
-    parser = _Parser(prog="kinone-train", description=__doc__.split("\n\n")[0],
-                     epilog="\n\n".join(__doc__.split("\n\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="kinone-train",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # Defaults are None here and filled in by resolve_args: a resumed run must tell a flag the
     # user gave from a default.
     add = parser.add_argument
     add("--data-dir", type=Path, help="the NIH ChestX-ray14 folder (Data_Entry_2017*.csv, split lists, images*/)")
-    add("--sample", action="store_true", default=None,
+    add(
+        "--sample",
+        action="store_true",
+        default=None,
         help=f"generate the synthetic sample (cached in {default_cache_dir() / 'nih-sample'}) and train on it; "
-             f"changes the defaults to --image-size {s['image_size']} --epochs {s['epochs']} --lr {s['lr']}")
+        f"changes the defaults to --image-size {s['image_size']} --epochs {s['epochs']} --lr {s['lr']}",
+    )
     add("--model", help=f"one of: {', '.join(models.list_models())} (default {d['model']})")
-    add("--image-size", type=int, help=f"square input size in pixels, at least {MIN_IMAGE_SIZE} (default {d['image_size']})")
+    add(
+        "--image-size",
+        type=int,
+        help=f"square input size in pixels, at least {MIN_IMAGE_SIZE} (default {d['image_size']})",
+    )
     add("--epochs", type=int, help=f"(default {d['epochs']})")
     add("--batch-size", type=int, help=f"images per step and per process under mpiexec (default {d['batch_size']})")
     add("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {d['lr']})")
     add("--optimizer", choices=("sgd", "adam", "adamw"), help=f"(default {d['optimizer']})")
     add("--weight-decay", type=float, help=f"(default {d['weight_decay']})")
-    add("--device", choices=("cpu", "cuda", "auto"), default="cpu",
-        help="where to train: cpu (default), cuda (CuPy and a GPU), or auto (cuda when available)")
-    add("--tf32", action="store_true", help="on CUDA, float32 matrix products in TF32 (faster, about 10 mantissa bits; off by default)")
+    add(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where to train: cpu (default), cuda (CuPy and a GPU), or auto (cuda when available)",
+    )
+    add(
+        "--tf32",
+        action="store_true",
+        help="on CUDA, float32 matrix products in TF32 (faster, about 10 mantissa bits; off by default)",
+    )
     add("--num-workers", type=int, help=f"data-loading processes (default {d['num_workers']}: load in this process)")
-    add("--run-dir", type=Path, help="the run directory (default runs/<model>-<time>, runs/sample-<model>-<time> with --sample)")
+    add(
+        "--run-dir",
+        type=Path,
+        help="the run directory (default runs/<model>-<time>, runs/sample-<model>-<time> with --sample)",
+    )
     add("--seed", type=int, help=f"(default {d['seed']})")
-    add("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint, with its configuration")
-    add("--overwrite", action="store_true", help="--run-dir holds a run: move it aside (to <run-dir>.old-<time>) and start anew")
+    add(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from its latest checkpoint, with its configuration",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="--run-dir holds a run: move it aside (to <run-dir>.old-<time>) and start anew",
+    )
     add("--max-steps", type=int, help="stop after this many optimizer steps (default: all epochs)")
-    add("--checkpoint-every", type=int, help=f"steps between checkpoints, besides each epoch's end (default {d['checkpoint_every']})")
+    add(
+        "--checkpoint-every",
+        type=int,
+        help=f"steps between checkpoints, besides each epoch's end (default {d['checkpoint_every']})",
+    )
     add("--in-channels", type=int, choices=(1, 3), help="1 (grayscale, default) or 3")
-    add("--weights", type=Path, help="initial weights: a state dict (.npz) or a Kinone checkpoint; 3-channel weights adapt to --in-channels 1")
-    add("--val-fraction", type=float, help=f"fraction of train_val patients held out for validation (default {d['val_fraction']})")
-    add("--cache", type=Path, help="read images from a kinone-prepare cache (decoded once; augmented a batch at a time); "
-                                   "--image-size at most the cache's size")
-    add("--skip-missing", action="store_true", default=None, help="train without the images whose files are missing (default: refuse)")
+    add(
+        "--weights",
+        type=Path,
+        help="initial weights: a state dict (.npz) or a Kinone checkpoint; 3-channel weights adapt to --in-channels 1",
+    )
+    add(
+        "--val-fraction",
+        type=float,
+        help=f"fraction of train_val patients held out for validation (default {d['val_fraction']})",
+    )
+    add(
+        "--cache",
+        type=Path,
+        help="read images from a kinone-prepare cache (decoded once; augmented a batch at a time); "
+        "--image-size at most the cache's size",
+    )
+    add(
+        "--skip-missing",
+        action="store_true",
+        default=None,
+        help="train without the images whose files are missing (default: refuse)",
+    )
     add("--no-check-images", action="store_true", help="skip reading every image's header before the first step")
     add("--export-onnx", action="store_true", help="also write model.onnx into the run directory (needs kinone-onnx)")
     add("--no-progress", action="store_true", help="no progress bars (they are off anyway when not on a terminal)")
-    add("--no-sync-bn", action="store_true", default=None,
-        help="under mpiexec: batch norm over each process's batch instead of the global batch (SyncBatchNorm)")
+    add(
+        "--no-sync-bn",
+        action="store_true",
+        default=None,
+        help="under mpiexec: batch norm over each process's batch instead of the global batch (SyncBatchNorm)",
+    )
     add("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
@@ -139,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill in defaults (or, with --resume, the run's saved configuration) and check every value."""
     if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite exclude each other: continue the run, or move it aside and start anew")
+        raise UsageError(
+            "--resume and --overwrite exclude each other: continue the run, or move it aside and start anew"
+        )
     if args.resume:
         _take_run_config(args)
     for key, value in (SAMPLE_DEFAULTS if args.sample else DEFAULTS).items():
@@ -165,8 +247,10 @@ def resolve_device(choice: str) -> str:
     if choice == "auto":
         return "cuda" if available else "cpu"
     if choice == "cuda" and not available:
-        raise UsageError("--device cuda: no CUDA device is usable (CuPy not installed, or no GPU); "
-                         "install kinone-autograd[cuda12] or [cuda13] on a GPU machine, or use --device cpu")
+        raise UsageError(
+            "--device cuda: no CUDA device is usable (CuPy not installed, or no GPU); "
+            "install kinone-autograd[cuda12] or [cuda13] on a GPU machine, or use --device cpu"
+        )
     return choice
 
 
@@ -179,8 +263,12 @@ def _check_numbers(args) -> None:
     need(args.batch_size >= 1, "--batch-size", args.batch_size, "at least 1")
     need(math.isfinite(args.lr) and args.lr > 0, "--lr", args.lr, "a positive number")
     need(math.isfinite(args.weight_decay) and args.weight_decay >= 0, "--weight-decay", args.weight_decay, "0 or more")
-    need(args.image_size >= MIN_IMAGE_SIZE, "--image-size", args.image_size,
-         f"at least {MIN_IMAGE_SIZE} (the models downsample by {MIN_IMAGE_SIZE})")
+    need(
+        args.image_size >= MIN_IMAGE_SIZE,
+        "--image-size",
+        args.image_size,
+        f"at least {MIN_IMAGE_SIZE} (the models downsample by {MIN_IMAGE_SIZE})",
+    )
     need(args.num_workers >= 0, "--num-workers", args.num_workers, "0 or more")
     need(0 <= args.seed < 2**32, "--seed", args.seed, "an integer in [0, 2**32)")
     need(0 <= args.val_fraction < 1, "--val-fraction", args.val_fraction, "a fraction in [0, 1)")
@@ -196,11 +284,15 @@ def _take_run_config(args) -> None:
         raise UsageError("--resume needs --run-dir: the run directory to continue")
     run_dir = args.run_dir
     if not (run_dir / "run.json").is_file():
-        raise UsageError(f"--resume: {run_dir} holds no run (no run.json); check the path, or drop --resume to start a run there")
+        raise UsageError(
+            f"--resume: {run_dir} holds no run (no run.json); check the path, or drop --resume to start a run there"
+        )
     latest = run_dir / "checkpoints" / "latest.npz"
     if not latest.is_file():
-        raise UsageError(f"--resume: {run_dir} has no checkpoint yet (it stopped before its first one, "
-                         f"{latest.name}); start it again with --overwrite")
+        raise UsageError(
+            f"--resume: {run_dir} has no checkpoint yet (it stopped before its first one, "
+            f"{latest.name}); start it again with --overwrite"
+        )
     try:
         info = read_run(run_dir)
         config = info["config"]
@@ -216,15 +308,20 @@ def _take_run_config(args) -> None:
                 raise UsageError(
                     f"--epochs {given}: the run in {run_dir} was made for {saved} epochs and its one-cycle "
                     "learning-rate schedule spans exactly those, so it cannot be extended or shortened; "
-                    f"start a new run from its weights instead: --weights {run_dir / 'checkpoints' / 'best.npz'}")
-            raise UsageError(f"{flag} {given} conflicts with the run's {key} = {saved} (from {run_dir / 'run.json'}); "
-                             "a resumed run keeps its configuration: drop the flag")
+                    f"start a new run from its weights instead: --weights {run_dir / 'checkpoints' / 'best.npz'}"
+                )
+            raise UsageError(
+                f"{flag} {given} conflicts with the run's {key} = {saved} (from {run_dir / 'run.json'}); "
+                "a resumed run keeps its configuration: drop the flag"
+            )
         setattr(args, key, saved)
     saved_world = config.get("world_size", 1)
     if saved_world != args.world_size:
         how = "without mpiexec" if saved_world == 1 else f"under `mpiexec -n {saved_world}`"
-        raise UsageError(f"--resume: the run in {run_dir} was trained by {saved_world} process(es) and this is "
-                         f"{args.world_size}; its batches per epoch and global batch depend on it: resume it {how}")
+        raise UsageError(
+            f"--resume: the run in {run_dir} was trained by {saved_world} process(es) and this is "
+            f"{args.world_size}; its batches per epoch and global batch depend on it: resume it {how}"
+        )
     if args.data_dir is None and config.get("data_dir") is not None:
         args.data_dir = Path(config["data_dir"])
     args.saved_config = config
@@ -255,8 +352,10 @@ def prepare_run_dir(args) -> None:
         return
     what = "already holds a run (run.json)" if (run_dir / "run.json").exists() else "is not empty"
     if not args.overwrite:
-        raise UsageError(f"--run-dir {run_dir} {what}; continue it with --resume, choose another --run-dir, "
-                         "or pass --overwrite to move it aside and start anew")
+        raise UsageError(
+            f"--run-dir {run_dir} {what}; continue it with --resume, choose another --run-dir, "
+            "or pass --overwrite to move it aside and start anew"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
     n = 1
@@ -303,7 +402,9 @@ def write_model_graph(model, args) -> None:
     try:
         text = nn.graph(model, example)
     except Exception as error:  # the graph is a view of the run, never a reason to stop it
-        print(f"kinone-train: warning: the model's graph was not drawn ({type(error).__name__}: {error})", file=sys.stderr)
+        print(
+            f"kinone-train: warning: the model's graph was not drawn ({type(error).__name__}: {error})", file=sys.stderr
+        )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
@@ -333,7 +434,7 @@ def build_model(args):
     model = models.get_model(args.model, num_classes=len(FINDINGS), in_channels=args.in_channels)
     arrays, metadata = load_with_metadata(args.weights)
     if isinstance(metadata, dict) and metadata.get("format") == CHECKPOINT_FORMAT:
-        arrays = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+        arrays = {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")}
     models.load_weights(model, arrays)
     return model
 
@@ -347,9 +448,18 @@ def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
         warnings.simplefilter("always")
         datasets = {}
         for split in ("train", "val", "test"):
-            transform = None if cache is not None else transforms_for(args.image_size, args.in_channels, split == "train")
-            data = NIHChestXray(args.data_dir, split, transform=transform, val_fraction=args.val_fraction,
-                                seed=args.seed, skip_missing=args.skip_missing, cache=cache)
+            transform = (
+                None if cache is not None else transforms_for(args.image_size, args.in_channels, split == "train")
+            )
+            data = NIHChestXray(
+                args.data_dir,
+                split,
+                transform=transform,
+                val_fraction=args.val_fraction,
+                seed=args.seed,
+                skip_missing=args.skip_missing,
+                cache=cache,
+            )
             # From a cache, samples carry their augmentation key (a function of seed, epoch, index).
             datasets[split] = B.KeyedDataset(data) if cache is not None else data
     for warning in {str(w.message): None for w in caught} if main_rank else ():
@@ -359,8 +469,10 @@ def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
         for split, data in datasets.items():
             before = saved.get(f"{split}_images")
             if before is not None and before != len(data):
-                raise DataError(f"--resume: the {split} split of {args.data_dir} has {len(data)} images; "
-                                f"the run was trained with {before}")
+                raise DataError(
+                    f"--resume: the {split} split of {args.data_dir} has {len(data)} images; "
+                    f"the run was trained with {before}"
+                )
     if main_rank and not args.no_check_images and cache is None:  # a cache was checked when it was made
         paths = [path for data in datasets.values() for path in data.image_paths()]
         bad = check_images(paths, progress=show_progress)
@@ -368,8 +480,10 @@ def load_datasets(args, show_progress: bool, main_rank: bool = True) -> dict:
             for path, reason in bad[:50]:
                 print(f"kinone-train: bad image {path}: {reason}", file=sys.stderr)
             more = f" ({len(bad) - 50} more not shown)" if len(bad) > 50 else ""
-            raise DataError(f"{len(bad)} of {len(paths)} images cannot be read{more}; fix or remove them "
-                            "(with --skip-missing for removed files), or pass --no-check-images")
+            raise DataError(
+                f"{len(bad)} of {len(paths)} images cannot be read{more}; fix or remove them "
+                "(with --skip-missing for removed files), or pass --no-check-images"
+            )
     return datasets
 
 
@@ -380,8 +494,10 @@ def open_cache(args):
     except CacheError as error:
         raise DataError(str(error)) from None
     if cache.image_size < args.image_size:
-        raise UsageError(f"--image-size {args.image_size} is larger than the cache's {cache.image_size} ({args.cache}); "
-                         f"prepare one with kinone-prepare --image-size {args.image_size}")
+        raise UsageError(
+            f"--image-size {args.image_size} is larger than the cache's {cache.image_size} ({args.cache}); "
+            f"prepare one with kinone-prepare --image-size {args.image_size}"
+        )
     return cache
 
 
@@ -438,8 +554,11 @@ def _print_validation(epochs: int):
     def callback(trainer, epoch, step, results):
         auroc = results.get("mean_auroc")
         auroc_text = "n/a" if auroc is None or not math.isfinite(auroc) else f"{auroc:.3f}"
-        print(f"epoch {epoch + 1}/{epochs} (step {step}): validation loss {results.get('loss', float('nan')):.4f}, "
-              f"mean AUROC {auroc_text}", flush=True)
+        print(
+            f"epoch {epoch + 1}/{epochs} (step {step}): validation loss {results.get('loss', float('nan')):.4f}, "
+            f"mean AUROC {auroc_text}",
+            flush=True,
+        )
 
     return callback
 
@@ -463,8 +582,10 @@ def start_distributed():
     except ImportError:
         size = _launcher_world_size()
         if size > 1:
-            raise UsageError(f"started by mpiexec with {size} processes, but kinone-distributed is not installed: "
-                             "python -m pip install './packages/kinone-distributed[mpich]' (from the root of a Kinone clone)") from None
+            raise UsageError(
+                f"started by mpiexec with {size} processes, but kinone-distributed is not installed: "
+                "python -m pip install './packages/kinone-distributed[mpich]' (from the root of a Kinone clone)"
+            ) from None
         return None
     if not dist.launched_under_mpi():
         return None
@@ -509,22 +630,37 @@ def make_loaders(args, datasets: dict, dist) -> dict:
     every process takes the same number of steps; the val and test splits in order, padded to
     equal shares (the Trainer drops the padding when it gathers the predictions); workers
     started by forkserver, since forking a process that initialised MPI is a known crash."""
+
     def collate(split):  # from a cache: the batch is augmented where it is collated (in the workers)
         return None if args.cache is None else B.AugmentCollate(batch_augmentation(args, split == "train"))
 
     if dist is None:
-        return {split: DataLoader(data, batch_size=args.batch_size, shuffle=split == "train", num_workers=args.num_workers,
-                                  drop_last=split == "train" and len(data) > args.batch_size, seed=args.seed,
-                                  collate_fn=collate(split))
-                for split, data in datasets.items()}
+        return {
+            split: DataLoader(
+                data,
+                batch_size=args.batch_size,
+                shuffle=split == "train",
+                num_workers=args.num_workers,
+                drop_last=split == "train" and len(data) > args.batch_size,
+                seed=args.seed,
+                collate_fn=collate(split),
+            )
+            for split, data in datasets.items()
+        }
     loaders = {}
     for split, data in datasets.items():
         train = split == "train"
         sampler = dist.DistributedSampler(len(data), shuffle=train, seed=args.seed, drop_last=train)
-        loaders[split] = DataLoader(data, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
-                                    drop_last=train and len(sampler) > args.batch_size, seed=args.seed,
-                                    multiprocessing_context="forkserver" if args.num_workers else None,
-                                    collate_fn=collate(split))
+        loaders[split] = DataLoader(
+            data,
+            batch_size=args.batch_size,
+            sampler=sampler,
+            num_workers=args.num_workers,
+            drop_last=train and len(sampler) > args.batch_size,
+            seed=args.seed,
+            multiprocessing_context="forkserver" if args.num_workers else None,
+            collate_fn=collate(split),
+        )
     return loaders
 
 
@@ -540,12 +676,17 @@ def main(argv=None) -> int:
         return 2
     except TrainingInterrupted as stop:  # every rank stops at the same step (the Trainer agrees on it)
         if _is_main(args):
-            print(f"kinone-train: interrupted at epoch {stop.epoch + 1}, step {stop.step}; checkpoint {stop.checkpoint}; "
-                  f"resume with: {resume_command(args)}", file=sys.stderr)
+            print(
+                f"kinone-train: interrupted at epoch {stop.epoch + 1}, step {stop.step}; checkpoint {stop.checkpoint}; "
+                f"resume with: {resume_command(args)}",
+                file=sys.stderr,
+            )
         return 130
     except KeyboardInterrupt:
-        print("kinone-train: interrupted" + (f"; resume with: {resume_command(args)}" if args.run_started else ""),
-              file=sys.stderr)
+        print(
+            "kinone-train: interrupted" + (f"; resume with: {resume_command(args)}" if args.run_started else ""),
+            file=sys.stderr,
+        )
         _abort_all_ranks(args, 130)
         return 130
     except Exception as error:
@@ -586,8 +727,10 @@ def run(args) -> int:
         args.run_started = True  # from here on, a failure is the resumed run's: run.json says so
         progress = read_checkpoint_progress(args.run_dir / "checkpoints" / "latest.npz")
         if args.run_status == "finished" and progress.get("epoch", 0) >= args.epochs:
-            say(f"{args.run_dir}: the run finished all its {args.epochs} epochs (step {progress.get('step')}); "
-                "nothing to resume")
+            say(
+                f"{args.run_dir}: the run finished all its {args.epochs} epochs (step {progress.get('step')}); "
+                "nothing to resume"
+            )
             return 0
     elif main_rank:
         prepare_run_dir(args)
@@ -627,28 +770,62 @@ def run(args) -> int:
     def loss_fn(logits, target):
         return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
 
-    skip = {"resume", "overwrite", "debug", "tf32", "run_started", "saved_config", "run_status", "no_progress",
-            "distributed"}
+    skip = {
+        "resume",
+        "overwrite",
+        "debug",
+        "tf32",
+        "run_started",
+        "saved_config",
+        "run_status",
+        "no_progress",
+        "distributed",
+    }
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in skip}
-    config.update(findings=list(FINDINGS), train_images=len(datasets["train"]), val_images=len(datasets["val"]),
-                  test_images=len(datasets["test"]))
+    config.update(
+        findings=list(FINDINGS),
+        train_images=len(datasets["train"]),
+        val_images=len(datasets["val"]),
+        test_images=len(datasets["test"]),
+    )
     if dist is not None:
         dist.check_same_everywhere("kinone-train: the configuration and split sizes", config)
     on = args.device if args.world_size == 1 else f"{args.world_size} processes on {args.device}"
-    say(f"{args.model}: {model.num_parameters():,} parameters; {len(datasets['train'])} train / "
+    say(
+        f"{args.model}: {model.num_parameters():,} parameters; {len(datasets['train'])} train / "
         f"{len(datasets['val'])} val / {len(datasets['test'])} test images at {args.image_size}x{args.image_size}; "
-        f"on {on}; run directory {args.run_dir}", flush=True)
-    trainer = Trainer(model, optimizer, loss_fn, loaders["train"], loaders["val"], run_dir=args.run_dir,
-                      epochs=args.epochs, scheduler=scheduler, metrics={"mean_auroc": mean_auroc, "auroc": per_class_auroc},
-                      best_metric="mean_auroc", max_steps=args.max_steps, checkpoint_every=args.checkpoint_every,
-                      grad_norm_every=50, config=config, model_name=args.model, progress=progress_bar(show_progress),
-                      callbacks=[] if show_progress or not main_rank else [_print_progress(len(loaders["train"]))],
-                      epoch_callbacks=[_print_validation(args.epochs)] if main_rank else [], device=args.device,
-                      distributed=dist)
+        f"on {on}; run directory {args.run_dir}",
+        flush=True,
+    )
+    trainer = Trainer(
+        model,
+        optimizer,
+        loss_fn,
+        loaders["train"],
+        loaders["val"],
+        run_dir=args.run_dir,
+        epochs=args.epochs,
+        scheduler=scheduler,
+        metrics={"mean_auroc": mean_auroc, "auroc": per_class_auroc},
+        best_metric="mean_auroc",
+        max_steps=args.max_steps,
+        checkpoint_every=args.checkpoint_every,
+        grad_norm_every=50,
+        config=config,
+        model_name=args.model,
+        progress=progress_bar(show_progress),
+        callbacks=[] if show_progress or not main_rank else [_print_progress(len(loaders["train"]))],
+        epoch_callbacks=[_print_validation(args.epochs)] if main_rank else [],
+        device=args.device,
+        distributed=dist,
+    )
     args.run_started = True
     if args.resume:  # `progress`: read above from the same latest.npz
-        say(f"resuming {args.run_dir} from {trainer.latest_path.name}: epoch {progress['epoch'] + 1} of {args.epochs}, "
-            f"batch {progress['batch']}, step {progress['step']}", flush=True)
+        say(
+            f"resuming {args.run_dir} from {trainer.latest_path.name}: epoch {progress['epoch'] + 1} of {args.epochs}, "
+            f"batch {progress['batch']}, step {progress['step']}",
+            flush=True,
+        )
     summary = trainer.fit(resume=args.resume)
     say(f"trained {summary['step']} steps; best validation mean AUROC {summary['best']}")
     if dist is not None:
@@ -660,7 +837,9 @@ def run(args) -> int:
     results = trainer.evaluate(loaders["test"])
     if not main_rank:
         return 0
-    test_auroc = np.array([np.nan if v is None else v for v in results.get("auroc", [np.nan] * len(FINDINGS))], dtype=float)
+    test_auroc = np.array(
+        [np.nan if v is None else v for v in results.get("auroc", [np.nan] * len(FINDINGS))], dtype=float
+    )
     writer = RunWriter(args.run_dir, reopen=True)
     writer.log(summary["step"], summary["epoch"], "test", **results)
     writer.close("finished", test_mean_auroc=results.get("mean_auroc"))

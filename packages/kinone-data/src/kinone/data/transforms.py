@@ -160,7 +160,11 @@ class RandomResizedCrop:
     and resize it to `size`; after 10 failed tries, a central crop (torchvision's algorithm)."""
 
     def __init__(
-        self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation="bilinear",
+        self,
+        size,
+        scale=(0.08, 1.0),
+        ratio=(3.0 / 4.0, 4.0 / 3.0),
+        interpolation="bilinear",
         antialias: bool | None = True,
     ):
         self.size = _check_size(size, "RandomResizedCrop")
@@ -315,7 +319,9 @@ class Normalize:
                 if isinstance(array, np.ndarray)
                 else type(array).__name__
             )
-            raise TypeError(f"Normalize: expected a floating (..., C, H, W) array (apply ToTensor or ToArray first); got a {what}")
+            raise TypeError(
+                f"Normalize: expected a floating (..., C, H, W) array (apply ToTensor or ToArray first); got a {what}"
+            )
         channels = array.shape[-3]
         for name, values in (("mean", self.mean), ("std", self.std)):
             if values.size not in (1, channels):
@@ -388,8 +394,9 @@ class RandomCrop:
     def __call__(self, img):
         image, kind = _as_image(img, "RandomCrop")
         if self.pad is not None:
-            image = _pad(image, (self.pad.left, self.pad.top, self.pad.right, self.pad.bottom), self.fill,
-                         self.padding_mode)
+            image = _pad(
+                image, (self.pad.left, self.pad.top, self.pad.right, self.pad.bottom), self.fill, self.padding_mode
+            )
         crop_h, crop_w = self.size
         if self.pad_if_needed and image.width < crop_w:
             extra = crop_w - image.width
@@ -437,8 +444,10 @@ class ColorJitter:
     def get_params(self) -> tuple[list[int], float | None, float | None, float | None, float | None]:
         """(the order of the four adjustments, and each one's factor or None), drawn with `random`."""
         order = random.sample(range(4), 4)
-        factors = [None if r is None else random.uniform(r[0], r[1])
-                   for r in (self.brightness, self.contrast, self.saturation, self.hue)]
+        factors = [
+            None if r is None else random.uniform(r[0], r[1])
+            for r in (self.brightness, self.contrast, self.saturation, self.hue)
+        ]
         return order, *factors
 
     def __call__(self, img):
@@ -558,8 +567,7 @@ def _pad(image: Image.Image, sides, fill, padding_mode: str) -> Image.Image:
         padded = np.pad(array, widths, mode=padding_mode)
     else:
         fills = _channel_fill(fill, image, array.shape[2] if array.ndim == 3 else 1)
-        padded = np.empty((array.shape[0] + top + bottom, array.shape[1] + left + right, *array.shape[2:]),
-                          array.dtype)
+        padded = np.empty((array.shape[0] + top + bottom, array.shape[1] + left + right, *array.shape[2:]), array.dtype)
         padded[...] = np.asarray(fills, dtype=array.dtype).reshape((-1,) if array.ndim == 3 else ())
         padded[top : top + array.shape[0], left : left + array.shape[1]] = array
     out = Image.fromarray(padded, image.mode if image.mode != "P" else None)

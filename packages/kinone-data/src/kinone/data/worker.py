@@ -167,7 +167,11 @@ class Fetcher:
     stream)), so an iterable's augmentations are reproducible as a map-style dataset's are."""
 
     def __init__(
-        self, dataset, batch_size: int | None, drop_last: bool, worker_id: int | None = None,
+        self,
+        dataset,
+        batch_size: int | None,
+        drop_last: bool,
+        worker_id: int | None = None,
         auto_collation: bool = True,
     ):
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
@@ -210,8 +214,19 @@ def _mark_sample(error: BaseException, index) -> None:
 
 
 def worker_loop(
-    dataset, collate_fn, conn, worker_id, num_workers, seed, epoch, worker_init_fn, slot_prefix, keep_slots,
-    batch_size=1, drop_last=False, auto_collation=True,
+    dataset,
+    collate_fn,
+    conn,
+    worker_id,
+    num_workers,
+    seed,
+    epoch,
+    worker_init_fn,
+    slot_prefix,
+    keep_slots,
+    batch_size=1,
+    drop_last=False,
+    auto_collation=True,
 ):
     """The body of worker process `worker_id`: fetch the batches the main process asks for.
 

@@ -32,8 +32,10 @@ def broadcast_parameters(module, root: int = 0) -> None:
     if comm is None:
         return
     tensors = [(name, t) for name, t in [*module.named_parameters(), *module.named_buffers()] if t is not None]
-    check_same_everywhere("broadcast_parameters: the parameters and buffers (name, shape, dtype)",
-                          [[name, list(t.shape), t.data.dtype.str] for name, t in tensors])
+    check_same_everywhere(
+        "broadcast_parameters: the parameters and buffers (name, shape, dtype)",
+        [[name, list(t.shape), t.data.dtype.str] for name, t in tensors],
+    )
     receiving = rank() != root
     for _, t in tensors:
         data = t.data
@@ -76,17 +78,21 @@ class _Encoder:
     def key(key, path: str):
         if key is None or isinstance(key, (bool, int, float, str)):
             return key
-        raise TypeError(f"broadcast_state: {path} has a key of type {type(key).__name__}; expected str, int, float, bool or None")
+        raise TypeError(
+            f"broadcast_state: {path} has a key of type {type(key).__name__}; expected str, int, float, bool or None"
+        )
 
     def array(self, array: np.ndarray, path: str) -> dict:
         if array.dtype.kind not in "biufc":
-            raise TypeError(f"broadcast_state: {path} is an array of dtype {array.dtype}; expected a numeric or bool dtype")
+            raise TypeError(
+                f"broadcast_state: {path} is an array of dtype {array.dtype}; expected a numeric or bool dtype"
+            )
         self.arrays.append(np.ascontiguousarray(array))
         return {"index": len(self.arrays) - 1, "dtype": array.dtype.str, "shape": list(array.shape)}
 
 
 def _decode(node, arrays: list[np.ndarray]):
-    (kind, value), = node.items()
+    ((kind, value),) = node.items()
     if kind == "dict":
         return {key: _decode(item, arrays) for key, item in value}
     if kind == "list":
@@ -102,7 +108,7 @@ def _decode(node, arrays: list[np.ndarray]):
 
 def _array_specs(node, specs: list) -> list:
     """The (index, dtype, shape) of every array in the tree, in index order."""
-    (kind, value), = node.items()
+    ((kind, value),) = node.items()
     if kind == "dict":
         for _, item in value:
             _array_specs(item, specs)

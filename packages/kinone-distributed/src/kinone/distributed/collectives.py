@@ -29,7 +29,7 @@ def allgather_bytes(comm, payload: bytes) -> list[bytes]:
     gathered = np.empty(int(offsets[-1]), dtype=np.uint8)
     MPI = mpi()
     comm.Allgatherv(np.frombuffer(payload, dtype=np.uint8), [gathered, sizes, offsets[:-1], MPI.BYTE])
-    return [gathered[offsets[r]:offsets[r + 1]].tobytes() for r in range(comm.Get_size())]
+    return [gathered[offsets[r] : offsets[r + 1]].tobytes() for r in range(comm.Get_size())]
 
 
 def _describe_groups(texts: list[str], limit: int = 200) -> str:
@@ -100,8 +100,10 @@ def average_buffers(module) -> None:
     if comm is None:
         return
     buffers = [(name, b) for name, b in module.named_buffers() if b is not None and b.data.dtype.kind == "f"]
-    check_same_everywhere("average_buffers: the floating buffers (name, shape, dtype)",
-                          [[name, list(b.shape), b.data.dtype.str] for name, b in buffers])
+    check_same_everywhere(
+        "average_buffers: the floating buffers (name, shape, dtype)",
+        [[name, list(b.shape), b.data.dtype.str] for name, b in buffers],
+    )
     for dtype in sorted({b.data.dtype.str for _, b in buffers}):
         group = [b for _, b in buffers if b.data.dtype.str == dtype]
         flat = np.concatenate([backend.to_host(b.data).reshape(-1) for b in group])
@@ -109,7 +111,7 @@ def average_buffers(module) -> None:
         flat /= comm.Get_size()
         offset = 0
         for b in group:
-            values = flat[offset:offset + b.data.size].reshape(b.shape)
+            values = flat[offset : offset + b.data.size].reshape(b.shape)
             b.data[...] = backend.as_array(values, b.data)
             increment_version(b)
             offset += b.data.size

@@ -14,7 +14,8 @@ in one run (medians of 15; the machine was shared): the whole vector packed into
 and reduced by one Allreduce took 51 ms, the 2 MiB buckets 24 ms (1 and 4 MiB: 24 ms,
 512 KiB: 27 ms, 8 MiB: 27 ms). MPICH's shared-memory transfers of the whole vector run out of
 the caches. Those gradients were reduced over and over; right after a real backward (fresh
-gradients, 13 of them strided) the figures are 48 ms with one buffer and 43 ms with buckets. On a CUDA device the whole vector is one bucket: NCCL streams it at full
+gradients, 13 of them strided) the figures are 48 ms with one buffer and 43 ms with buckets.
+On a CUDA device the whole vector is one bucket: NCCL streams it at full
 bandwidth, and every bucket would cost kernel launches.
 
 Parameters without a gradient contribute zeros. A first, tiny Allreduce counts on how many
@@ -29,6 +30,8 @@ every reduction here, after backward).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 
@@ -151,11 +154,11 @@ def _contiguous(array):
 
 def _reduce_bucket(comm, bucket, segments) -> None:
     for flat, start, stop, at in segments:
-        bucket[at:at + stop - start] = flat[start:stop]
+        bucket[at : at + stop - start] = flat[start:stop]
     _sum_across_ranks(comm, bucket)
     bucket /= comm.Get_size()
     for flat, start, stop, at in segments:
-        flat[start:stop] = bucket[at:at + stop - start]
+        flat[start:stop] = bucket[at : at + stop - start]
 
 
 def _sum_across_ranks(comm, flat) -> None:
@@ -187,7 +190,7 @@ class DistributedOptimizer:
     wrapped optimizer's class, so an LR scheduler accepts it (`isinstance(opt, Optimizer)`).
     """
 
-    _subclasses: dict = {}
+    _subclasses: ClassVar[dict] = {}
 
     def __new__(cls, optimizer, parameters=None):
         if isinstance(optimizer, DistributedOptimizer):
@@ -200,7 +203,7 @@ class DistributedOptimizer:
                 DistributedOptimizer._subclasses[base] = cls
         return object.__new__(cls)
 
-    def __init__(self, optimizer, parameters=None):  # noqa: D107 - the wrapped optimizer is already built
+    def __init__(self, optimizer, parameters=None):
         object.__setattr__(self, "optimizer", optimizer)
         if parameters is None:
             parameters = [p for group in optimizer.param_groups for p in group["params"]]

@@ -28,7 +28,7 @@ def _unique_id_everywhere(comm, nccl):
         message = np.zeros(2 + 256, dtype=np.int64)
     comm.Bcast(message, root=0)
     as_bytes, size = bool(message[0]), int(message[1])
-    values = message[2:2 + size].astype(np.int8)
+    values = message[2 : 2 + size].astype(np.int8)
     return values.tobytes() if as_bytes else tuple(int(v) for v in values)
 
 

@@ -58,7 +58,7 @@ class BucketReducer:
         self.buckets, start, offset, members = [], 0, 0, []
         for position, index in enumerate(order):
             p = self.params[index]
-            self.slots[p] = self.flat[offset:offset + p.data.size].reshape(p.shape)
+            self.slots[p] = self.flat[offset : offset + p.data.size].reshape(p.shape)
             members.append(p)
             offset += p.data.size
             if (offset - start) * itemsize >= BUCKET_BYTES or position == len(order) - 1:
@@ -81,9 +81,17 @@ class BucketReducer:
     @staticmethod
     def suits(params: list) -> bool:
         """Leaves that require grad, all host arrays of one floating dtype."""
-        return bool(params) and all(
-            type(p.data) is np.ndarray and p.requires_grad and p.grad_fn is None and p.data.dtype == params[0].data.dtype
-            for p in params) and params[0].data.dtype.kind == "f"
+        return (
+            bool(params)
+            and all(
+                type(p.data) is np.ndarray
+                and p.requires_grad
+                and p.grad_fn is None
+                and p.data.dtype == params[0].data.dtype
+                for p in params
+            )
+            and params[0].data.dtype.kind == "f"
+        )
 
     def _new_step(self) -> None:
         self.missing = [len(members) for _, _, members in self.buckets]
@@ -124,7 +132,7 @@ class BucketReducer:
         start, stop, _ = self.buckets[self.next_bucket]
         chunk = BUCKET_BYTES // self.flat.itemsize
         for at in range(start, stop, chunk):
-            self.comm.Allreduce(mpi().IN_PLACE, self.flat[at:min(at + chunk, stop)])
+            self.comm.Allreduce(mpi().IN_PLACE, self.flat[at : min(at + chunk, stop)])
         self.next_bucket += 1
 
     # ------------------------------------------------------------------ after backward

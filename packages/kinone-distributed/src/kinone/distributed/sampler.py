@@ -38,14 +38,23 @@ class DistributedSampler:
     on every rank.
     """
 
-    def __init__(self, dataset_or_length, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    def __init__(
+        self,
+        dataset_or_length,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ):
         num_replicas = world_size() if num_replicas is None else num_replicas
         rank = current_rank() if rank is None else rank
         if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
             raise ValueError(f"DistributedSampler: num_replicas must be a positive int, got {num_replicas!r}")
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
-            raise ValueError(f"DistributedSampler: invalid rank {rank!r}, rank should be in the interval [0, {num_replicas - 1}]")
+            raise ValueError(
+                f"DistributedSampler: invalid rank {rank!r}, rank should be in the interval [0, {num_replicas - 1}]"
+            )
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"DistributedSampler: seed must be a non-negative int, got {seed!r}")
         self.length = _length_of(dataset_or_length)

@@ -61,8 +61,10 @@ class SyncBatchNormTraining(Function):
         sums = _sum_across_ranks(np.append(backend.to_host(_per_channel_sum(x3)), local_count))
         count = sums[-1]
         if count <= 1:
-            raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel over all ranks, got {count:.0f} "
-                             f"(input of shape {x.shape} on this rank)")
+            raise ValueError(
+                f"SyncBatchNorm: expected more than 1 value per channel over all ranks, got {count:.0f} "
+                f"(input of shape {x.shape} on this rank)"
+            )
         mean = backend.as_array(sums[:-1] / count, x)
         out = x3 - _per_channel(mean, x3)  # x - μ, turned into the output in place below
         var = backend.as_array(_sum_across_ranks(backend.to_host(_per_channel_dot(out, out))) / count, x)
@@ -95,8 +97,15 @@ class SyncBatchNormTraining(Function):
         return (dx, *(grads.get(name) for name in ctx.inputs))
 
 
-def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
-                    bias: Tensor | None = None, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def sync_batch_norm(
+    x: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Batch norm in training mode with statistics over every rank's batch (see
     `SyncBatchNormTraining`); running_mean / running_var (if given) are updated in place,
     identically on every rank. Every rank must call it, in the same order."""
@@ -113,7 +122,9 @@ def sync_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor 
             continue
         if not isinstance(t, Tensor) or t.shape != (channels,):
             shape = t.shape if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"sync_batch_norm: {name} must be a Tensor of shape ({channels},) for an input of shape {x.shape}, got {shape}")
+            raise ValueError(
+                f"sync_batch_norm: {name} must be a Tensor of shape ({channels},) for an input of shape {x.shape}, got {shape}"
+            )
         if name.startswith("running") and t.requires_grad and is_grad_enabled():
             raise ValueError(f"sync_batch_norm: {name} is not differentiable and must not require grad")
         inputs.append(name)

@@ -90,10 +90,10 @@ __all__ = [
     "load_weights",
     "register_model",
     "remap_legacy_keys",
-    "resnet101",
-    "resnet152",
     "resnet18",
     "resnet34",
     "resnet50",
+    "resnet101",
+    "resnet152",
     "stochastic_depth",
 ]

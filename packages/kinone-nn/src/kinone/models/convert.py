@@ -48,7 +48,7 @@ def read_torch_checkpoint(path) -> tuple[dict, str]:
         return torch.load(path, map_location="cpu", weights_only=True), torch.__version__
     except FileNotFoundError:
         raise ConversionError(f"kinone.models.convert: no such file: {path}") from None
-    except Exception as error:  # noqa: BLE001 - torch raises many types (pickle, zip, weights_only)
+    except Exception as error:
         raise ConversionError(
             f"kinone.models.convert: cannot read {path} with torch.load(weights_only=True): {error}"
         ) from error
@@ -66,7 +66,7 @@ def _to_numpy(value) -> np.ndarray | None:
     return None
 
 
-def state_dict_to_numpy(checkpoint, source: str = "checkpoint") -> "OrderedDict[str, np.ndarray]":
+def state_dict_to_numpy(checkpoint, source: str = "checkpoint") -> OrderedDict[str, np.ndarray]:
     """The state dict inside `checkpoint` (a dict of tensors, possibly wrapped under
     `state_dict`/`model_state_dict`/`model`, keys possibly prefixed `module.`) as NumPy arrays."""
     if not isinstance(checkpoint, dict):
@@ -82,7 +82,7 @@ def state_dict_to_numpy(checkpoint, source: str = "checkpoint") -> "OrderedDict[
         if array is None:
             skipped.append(key)
             continue
-        out[key[len("module."):] if key.startswith("module.") else key] = array
+        out[key[len("module.") :] if key.startswith("module.") else key] = array
     if not out:
         raise ConversionError(f"kinone.models.convert: {source} holds no tensors (keys: {list(checkpoint)[:10]})")
     if skipped:
@@ -105,7 +105,7 @@ def check_against_model(state_dict, name: str) -> None:
     model.load_state_dict(state_dict, strict=True)
 
 
-def convert(in_path, out_path, model: str | None = None) -> "OrderedDict[str, np.ndarray]":
+def convert(in_path, out_path, model: str | None = None) -> OrderedDict[str, np.ndarray]:
     """Convert `in_path` (.pth) to `out_path` (.npz); with `model`, check it loads strictly."""
     checkpoint, torch_version = read_torch_checkpoint(in_path)
     state_dict = state_dict_to_numpy(checkpoint, source=str(in_path))

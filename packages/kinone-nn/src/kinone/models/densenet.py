@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -61,21 +61,28 @@ class GrowChannels(Function):
     def forward(ctx, x, f, buffer=None, copy_input=False):
         channels, new = x.shape[1], f.shape[1]
         if (x.shape[0],) + x.shape[2:] != (f.shape[0],) + f.shape[2:] or x.dtype != f.dtype:
-            raise ValueError(f"GrowChannels: new features {f.shape} {f.dtype} do not match the block's {x.shape} "
-                             f"{x.dtype} outside dim 1")
-        if (buffer.shape[0],) + buffer.shape[2:] != (x.shape[0],) + x.shape[2:] or buffer.shape[1] < channels + new \
-                or buffer.dtype != x.dtype:
-            raise ValueError(f"GrowChannels: buffer {buffer.shape} {buffer.dtype} cannot hold {channels} + {new} "
-                             f"channels of {x.shape} {x.dtype}")
+            raise ValueError(
+                f"GrowChannels: new features {f.shape} {f.dtype} do not match the block's {x.shape} "
+                f"{x.dtype} outside dim 1"
+            )
+        if (
+            (buffer.shape[0],) + buffer.shape[2:] != (x.shape[0],) + x.shape[2:]
+            or buffer.shape[1] < channels + new
+            or buffer.dtype != x.dtype
+        ):
+            raise ValueError(
+                f"GrowChannels: buffer {buffer.shape} {buffer.dtype} cannot hold {channels} + {new} "
+                f"channels of {x.shape} {x.dtype}"
+            )
         if copy_input:
             buffer[:, :channels] = x
-        buffer[:, channels:channels + new] = f
+        buffer[:, channels : channels + new] = f
         ctx.channels = channels
-        return buffer[:, :channels + new]
+        return buffer[:, : channels + new]
 
     @staticmethod
     def backward(ctx, grad):
-        return grad[:, :ctx.channels], grad[:, ctx.channels:]
+        return grad[:, : ctx.channels], grad[:, ctx.channels :]
 
 
 class _DenseLayer(nn.Module):
@@ -85,8 +92,9 @@ class _DenseLayer(nn.Module):
 
     The class name is torchvision's (the module trees compare equal)."""
 
-    def __init__(self, num_input_features: int, growth_rate: int, bn_size: int, drop_rate: float,
-                 memory_efficient: bool = False):
+    def __init__(
+        self, num_input_features: int, growth_rate: int, bn_size: int, drop_rate: float, memory_efficient: bool = False
+    ):
         super().__init__()
         _check_memory_efficient(memory_efficient)
         self.norm1 = nn.BatchNorm2d(num_input_features)
@@ -111,12 +119,24 @@ class _DenseBlock(nn.ModuleDict):
     every layer's k new channels (C₀ + N·k channels), built in one buffer when recording a
     graph (see the module docstring)."""
 
-    def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int, drop_rate: float,
-                 memory_efficient: bool = False):
+    def __init__(
+        self,
+        num_layers: int,
+        num_input_features: int,
+        bn_size: int,
+        growth_rate: int,
+        drop_rate: float,
+        memory_efficient: bool = False,
+    ):
         super().__init__()
         for i in range(num_layers):
-            layer = _DenseLayer(num_input_features + i * growth_rate, growth_rate=growth_rate, bn_size=bn_size,
-                                drop_rate=drop_rate, memory_efficient=memory_efficient)
+            layer = _DenseLayer(
+                num_input_features + i * growth_rate,
+                growth_rate=growth_rate,
+                bn_size=bn_size,
+                drop_rate=drop_rate,
+                memory_efficient=memory_efficient,
+            )
             self.add_module(f"denselayer{i + 1}", layer)
         self.num_input_features, self.growth_rate = num_input_features, growth_rate
 
@@ -168,22 +188,43 @@ class DenseNet(nn.Module):
     and bias 0, the classifier PyTorch's default Linear weight with bias 0.
     """
 
-    def __init__(self, growth_rate: int = 32, block_config: tuple = (6, 12, 24, 16), num_init_features: int = 64,
-                 bn_size: int = 4, drop_rate: float = 0.0, num_classes: int = 1000, memory_efficient: bool = False,
-                 in_channels: int = 3):
+    def __init__(
+        self,
+        growth_rate: int = 32,
+        block_config: tuple = (6, 12, 24, 16),
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        num_classes: int = 1000,
+        memory_efficient: bool = False,
+        in_channels: int = 3,
+    ):
         super().__init__()
         _check_memory_efficient(memory_efficient)
         self.in_channels = in_channels
-        self.features = nn.Sequential(OrderedDict([
-            ("conv0", nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)),
-            ("norm0", nn.BatchNorm2d(num_init_features)),
-            ("relu0", nn.ReLU(inplace=True)),
-            ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    (
+                        "conv0",
+                        nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2, padding=3, bias=False),
+                    ),
+                    ("norm0", nn.BatchNorm2d(num_init_features)),
+                    ("relu0", nn.ReLU(inplace=True)),
+                    ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+                ]
+            )
+        )
         num_features = num_init_features
         for i, num_layers in enumerate(block_config):
-            block = _DenseBlock(num_layers, num_features, bn_size=bn_size, growth_rate=growth_rate,
-                                drop_rate=drop_rate, memory_efficient=memory_efficient)
+            block = _DenseBlock(
+                num_layers,
+                num_features,
+                bn_size=bn_size,
+                growth_rate=growth_rate,
+                drop_rate=drop_rate,
+                memory_efficient=memory_efficient,
+            )
             self.features.add_module(f"denseblock{i + 1}", block)
             num_features += num_layers * growth_rate
             if i != len(block_config) - 1:
@@ -217,10 +258,12 @@ DENSENET_CONFIGS = {
 
 # torchvision's checkpoints name a dense layer's modules `norm.1`, `relu.1`, `conv.2`, ...
 # (older PyTorch allowed dots in module names); torchvision renames them on load with this pattern.
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
-def remap_legacy_keys(state_dict: Mapping) -> "OrderedDict":
+def remap_legacy_keys(state_dict: Mapping) -> OrderedDict:
     """A copy of `state_dict` with torchvision's old dense-layer keys renamed as torchvision
     does on load (`features.denseblock1.denselayer1.norm.1.weight` ->
     `...denselayer1.norm1.weight`), other keys and the order unchanged. Those files also
@@ -240,8 +283,9 @@ def remap_legacy_keys(state_dict: Mapping) -> "OrderedDict":
 
 def _densenet(name: str, weights, num_classes: int, in_channels: int, **kwargs) -> DenseNet:
     growth_rate, block_config, num_init_features = DENSENET_CONFIGS[name]
-    model = DenseNet(growth_rate, block_config, num_init_features, num_classes=num_classes, in_channels=in_channels,
-                     **kwargs)
+    model = DenseNet(
+        growth_rate, block_config, num_init_features, num_classes=num_classes, in_channels=in_channels, **kwargs
+    )
     if weights is not None:
         source = None if isinstance(weights, Mapping) else weights
         try:

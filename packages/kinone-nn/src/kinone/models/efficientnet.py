@@ -22,9 +22,9 @@ where the block keeps the shape (stride 1, same channels).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Sequence
 
 from kinone import nn
 from kinone.autograd import Tensor, default_generator
@@ -48,16 +48,29 @@ class Conv2dNormActivation(nn.Sequential):
     """Conv2d (padding (k-1)//2·dilation, bias only without a norm layer), then the norm layer
     and the activation when given: children "0", "1", "2" as torchvision's."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, groups: int = 1, norm_layer: Callable | None = nn.BatchNorm2d,
-                 activation_layer: Callable | None = nn.ReLU, dilation: int = 1, inplace: bool | None = True,
-                 bias: bool | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        groups: int = 1,
+        norm_layer: Callable | None = nn.BatchNorm2d,
+        activation_layer: Callable | None = nn.ReLU,
+        dilation: int = 1,
+        inplace: bool | None = True,
+        bias: bool | None = None,
+    ):
         if padding is None:
             padding = (kernel_size - 1) // 2 * dilation
         if bias is None:
             bias = norm_layer is None
-        layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups,
-                            bias=bias)]
+        layers = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=bias
+            )
+        ]
         if norm_layer is not None:
             layers.append(norm_layer(out_channels))
         if activation_layer is not None:
@@ -70,8 +83,13 @@ class SqueezeExcitation(nn.Module):
     """Channel attention: y = x · σ(fc2(δ(fc1(avgpool(x))))), with fc1 and fc2 1x1
     convolutions with bias (δ = `activation`, σ = `scale_activation`)."""
 
-    def __init__(self, input_channels: int, squeeze_channels: int, activation: Callable = nn.ReLU,
-                 scale_activation: Callable = nn.Sigmoid):
+    def __init__(
+        self,
+        input_channels: int,
+        squeeze_channels: int,
+        activation: Callable = nn.ReLU,
+        scale_activation: Callable = nn.Sigmoid,
+    ):
         super().__init__()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
@@ -143,10 +161,25 @@ class MBConvConfig:
         return int(math.ceil(num_layers * depth_mult))
 
     @classmethod
-    def scaled(cls, expand_ratio, kernel, stride, input_channels, out_channels, num_layers,
-               width_mult: float = 1.0, depth_mult: float = 1.0) -> "MBConvConfig":
-        return cls(expand_ratio, kernel, stride, cls.adjust_channels(input_channels, width_mult),
-                   cls.adjust_channels(out_channels, width_mult), cls.adjust_depth(num_layers, depth_mult))
+    def scaled(
+        cls,
+        expand_ratio,
+        kernel,
+        stride,
+        input_channels,
+        out_channels,
+        num_layers,
+        width_mult: float = 1.0,
+        depth_mult: float = 1.0,
+    ) -> MBConvConfig:
+        return cls(
+            expand_ratio,
+            kernel,
+            stride,
+            cls.adjust_channels(input_channels, width_mult),
+            cls.adjust_channels(out_channels, width_mult),
+            cls.adjust_depth(num_layers, depth_mult),
+        )
 
 
 class MBConv(nn.Module):
@@ -157,8 +190,13 @@ class MBConv(nn.Module):
     The squeeze width is a quarter of the block's *input* channels (not of the expanded ones).
     """
 
-    def __init__(self, cnf: MBConvConfig, stochastic_depth_prob: float, norm_layer: Callable,
-                 se_layer: Callable = SqueezeExcitation):
+    def __init__(
+        self,
+        cnf: MBConvConfig,
+        stochastic_depth_prob: float,
+        norm_layer: Callable,
+        se_layer: Callable = SqueezeExcitation,
+    ):
         super().__init__()
         if not 1 <= cnf.stride <= 2:
             raise ValueError(f"MBConv: illegal stride value {cnf.stride}")
@@ -166,15 +204,33 @@ class MBConv(nn.Module):
         layers: list[nn.Module] = []
         expanded_channels = cnf.adjust_channels(cnf.input_channels, cnf.expand_ratio)
         if expanded_channels != cnf.input_channels:
-            layers.append(Conv2dNormActivation(cnf.input_channels, expanded_channels, kernel_size=1,
-                                               norm_layer=norm_layer, activation_layer=nn.SiLU))
-        layers.append(Conv2dNormActivation(expanded_channels, expanded_channels, kernel_size=cnf.kernel,
-                                           stride=cnf.stride, groups=expanded_channels, norm_layer=norm_layer,
-                                           activation_layer=nn.SiLU))
+            layers.append(
+                Conv2dNormActivation(
+                    cnf.input_channels,
+                    expanded_channels,
+                    kernel_size=1,
+                    norm_layer=norm_layer,
+                    activation_layer=nn.SiLU,
+                )
+            )
+        layers.append(
+            Conv2dNormActivation(
+                expanded_channels,
+                expanded_channels,
+                kernel_size=cnf.kernel,
+                stride=cnf.stride,
+                groups=expanded_channels,
+                norm_layer=norm_layer,
+                activation_layer=nn.SiLU,
+            )
+        )
         squeeze_channels = max(1, cnf.input_channels // 4)
         layers.append(se_layer(expanded_channels, squeeze_channels, activation=partial(nn.SiLU, inplace=True)))
-        layers.append(Conv2dNormActivation(expanded_channels, cnf.out_channels, kernel_size=1, norm_layer=norm_layer,
-                                           activation_layer=None))
+        layers.append(
+            Conv2dNormActivation(
+                expanded_channels, cnf.out_channels, kernel_size=1, norm_layer=norm_layer, activation_layer=None
+            )
+        )
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
         self.out_channels = cnf.out_channels
@@ -201,9 +257,16 @@ class EfficientNet(nn.Module):
     weight 1 and bias 0, the classifier U(±1/√num_classes) with bias 0.
     """
 
-    def __init__(self, inverted_residual_setting: Sequence[MBConvConfig], dropout: float,
-                 stochastic_depth_prob: float = 0.2, num_classes: int = 1000, norm_layer: Callable | None = None,
-                 last_channel: int | None = None, in_channels: int = 3):
+    def __init__(
+        self,
+        inverted_residual_setting: Sequence[MBConvConfig],
+        dropout: float,
+        stochastic_depth_prob: float = 0.2,
+        num_classes: int = 1000,
+        norm_layer: Callable | None = None,
+        last_channel: int | None = None,
+        in_channels: int = 3,
+    ):
         super().__init__()
         if not inverted_residual_setting:
             raise ValueError("EfficientNet: the inverted_residual_setting should not be empty")
@@ -213,8 +276,14 @@ class EfficientNet(nn.Module):
         self.in_channels = in_channels
 
         layers: list[nn.Module] = [
-            Conv2dNormActivation(in_channels, inverted_residual_setting[0].input_channels, kernel_size=3, stride=2,
-                                 norm_layer=norm_layer, activation_layer=nn.SiLU)
+            Conv2dNormActivation(
+                in_channels,
+                inverted_residual_setting[0].input_channels,
+                kernel_size=3,
+                stride=2,
+                norm_layer=norm_layer,
+                activation_layer=nn.SiLU,
+            )
         ]
         total_stage_blocks = sum(cnf.num_layers for cnf in inverted_residual_setting)
         stage_block_id = 0
@@ -222,8 +291,12 @@ class EfficientNet(nn.Module):
             stage: list[nn.Module] = []
             for index in range(cnf.num_layers):
                 # Only a stage's first block changes the channels and the resolution.
-                block_cnf = cnf if index == 0 else MBConvConfig(
-                    cnf.expand_ratio, cnf.kernel, 1, cnf.out_channels, cnf.out_channels, cnf.num_layers
+                block_cnf = (
+                    cnf
+                    if index == 0
+                    else MBConvConfig(
+                        cnf.expand_ratio, cnf.kernel, 1, cnf.out_channels, cnf.out_channels, cnf.num_layers
+                    )
                 )
                 sd_prob = stochastic_depth_prob * float(stage_block_id) / total_stage_blocks
                 stage.append(MBConv(block_cnf, sd_prob, norm_layer))
@@ -231,12 +304,20 @@ class EfficientNet(nn.Module):
             layers.append(nn.Sequential(*stage))
         lastconv_input_channels = inverted_residual_setting[-1].out_channels
         lastconv_output_channels = last_channel if last_channel is not None else 4 * lastconv_input_channels
-        layers.append(Conv2dNormActivation(lastconv_input_channels, lastconv_output_channels, kernel_size=1,
-                                           norm_layer=norm_layer, activation_layer=nn.SiLU))
+        layers.append(
+            Conv2dNormActivation(
+                lastconv_input_channels,
+                lastconv_output_channels,
+                kernel_size=1,
+                norm_layer=norm_layer,
+                activation_layer=nn.SiLU,
+            )
+        )
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True),
-                                        nn.Linear(lastconv_output_channels, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout, inplace=True), nn.Linear(lastconv_output_channels, num_classes)
+        )
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 BUILDERS: dict[str, Callable] = {}
 

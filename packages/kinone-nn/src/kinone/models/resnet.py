@@ -15,7 +15,7 @@ Keys therefore read `conv1.weight`, `bn1.running_mean`, `layer2.0.downsample.0.w
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kinone import nn
 
@@ -29,7 +29,13 @@ STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
     """3x3 convolution, padded to keep the size (at stride 1), without bias (a BN follows)."""
     return nn.Conv2d(
-        in_planes, out_planes, kernel_size=3, stride=stride, padding=dilation, groups=groups, bias=False,
+        in_planes,
+        out_planes,
+        kernel_size=3,
+        stride=stride,
+        padding=dilation,
+        groups=groups,
+        bias=False,
         dilation=dilation,
     )
 
@@ -48,8 +54,17 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 groups: int = 1, base_width: int = 64, dilation: int = 1, norm_layer: Callable | None = None):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        dilation: int = 1,
+        norm_layer: Callable | None = None,
+    ):
         super().__init__()
         norm_layer = norm_layer or nn.BatchNorm2d
         if groups != 1 or base_width != 64:
@@ -80,8 +95,17 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 groups: int = 1, base_width: int = 64, dilation: int = 1, norm_layer: Callable | None = None):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        dilation: int = 1,
+        norm_layer: Callable | None = None,
+    ):
         super().__init__()
         norm_layer = norm_layer or nn.BatchNorm2d
         width = int(planes * (base_width / 64.0)) * groups
@@ -118,9 +142,18 @@ class ResNet(nn.Module):
     init.
     """
 
-    def __init__(self, block: type, layers: list[int], num_classes: int = 1000, zero_init_residual: bool = False,
-                 groups: int = 1, width_per_group: int = 64, replace_stride_with_dilation: list[bool] | None = None,
-                 norm_layer: Callable | None = None, in_channels: int = 3):
+    def __init__(
+        self,
+        block: type,
+        layers: list[int],
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+        groups: int = 1,
+        width_per_group: int = 64,
+        replace_stride_with_dilation: list[bool] | None = None,
+        norm_layer: Callable | None = None,
+        in_channels: int = 3,
+    ):
         super().__init__()
         if len(layers) != len(STAGES):
             raise ValueError(f"ResNet: layers must give the number of blocks of {len(STAGES)} stages, got {layers}")
@@ -156,8 +189,9 @@ class ResNet(nn.Module):
                 elif isinstance(m, BasicBlock) and m.bn2.weight is not None:
                     nn.init.constant_(m.bn2.weight, 0)
 
-    def _make_layer(self, block: type, planes: int, blocks: int, stride: int = 1,
-                    dilate: bool = False) -> nn.Sequential:
+    def _make_layer(
+        self, block: type, planes: int, blocks: int, stride: int = 1, dilate: bool = False
+    ) -> nn.Sequential:
         """One stage: `blocks` blocks of width `planes`, the first one with the stride and shortcut."""
         norm_layer = self._norm_layer
         downsample = None
@@ -169,12 +203,23 @@ class ResNet(nn.Module):
             downsample = nn.Sequential(
                 conv1x1(self.inplanes, planes * block.expansion, stride), norm_layer(planes * block.expansion)
             )
-        layers = [block(self.inplanes, planes, stride, downsample, self.groups, self.base_width, previous_dilation,
-                        norm_layer)]
+        layers = [
+            block(
+                self.inplanes, planes, stride, downsample, self.groups, self.base_width, previous_dilation, norm_layer
+            )
+        ]
         self.inplanes = planes * block.expansion
         for _ in range(1, blocks):
-            layers.append(block(self.inplanes, planes, groups=self.groups, base_width=self.base_width,
-                                dilation=self.dilation, norm_layer=norm_layer))
+            layers.append(
+                block(
+                    self.inplanes,
+                    planes,
+                    groups=self.groups,
+                    base_width=self.base_width,
+                    dilation=self.dilation,
+                    norm_layer=norm_layer,
+                )
+            )
         return nn.Sequential(*layers)
 
     def forward(self, x):

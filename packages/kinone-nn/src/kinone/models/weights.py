@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def first_conv_key(model: nn.Module) -> str:
     raise ValueError(f"first_conv_key: {type(model).__name__} has no Conv2d")
 
 
-def adapt_state_dict(state_dict: Mapping, model: nn.Module) -> "OrderedDict[str, np.ndarray]":
+def adapt_state_dict(state_dict: Mapping, model: nn.Module) -> OrderedDict[str, np.ndarray]:
     """A copy of `state_dict` whose first conv kernel has the model's number of input channels
     (via `adapt_input_conv`) when only that differs; all other entries are passed through."""
     out = OrderedDict(state_dict)
@@ -64,8 +64,11 @@ def adapt_state_dict(state_dict: Mapping, model: nn.Module) -> "OrderedDict[str,
     if key in out:
         source = backend.to_host(out[key].data if isinstance(out[key], Tensor) else out[key])
         target = model.state_dict()[key]
-        if (source.ndim == 4 and source.shape != target.shape
-                and (source.shape[0],) + source.shape[2:] == (target.shape[0],) + target.shape[2:]):
+        if (
+            source.ndim == 4
+            and source.shape != target.shape
+            and (source.shape[0],) + source.shape[2:] == (target.shape[0],) + target.shape[2:]
+        ):
             out[key] = adapt_input_conv(source, target.shape[1])
     return out
 

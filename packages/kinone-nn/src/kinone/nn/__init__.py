@@ -1,28 +1,48 @@
 """kinone.nn: Module, layers, initialisation and state-dict files, with PyTorch's names.
 
-    >>> from kinone import nn
-    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    >>> list(model.state_dict())
-    ['0.weight', '0.bias', '2.weight', '2.bias']
+>>> from kinone import nn
+>>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+>>> list(model.state_dict())
+['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
-from . import functional, init, utils
+from . import functional, init, modules, utils
 from .__about__ import __version__
 from .containers import ModuleDict, ModuleList, Sequential
-from .layers.activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from .layers.conv import Conv2d
-from .layers.dropout import Dropout
-from .layers.linear import Flatten, Identity, Linear
-from .layers.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from .layers.normalization import BatchNorm1d, BatchNorm2d
-from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
-from .module import IncompatibleKeys, Module, RemovableHandle
-from .module_graph import graph
-from .parameter import Parameter
-from .serialization import load, load_with_metadata, save
-from .layers.embedding import Embedding
-from .layers.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
+from .layers.activation import (
+    ELU,
+    GELU,
+    Hardsigmoid,
+    Hardswish,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .layers.attention import MultiheadAttention
+from .layers.conv import Conv1d, Conv2d, ConvTranspose2d
+from .layers.distance import CosineSimilarity
+from .layers.dropout import Dropout, Dropout2d
+from .layers.embedding import Embedding
+from .layers.linear import Flatten, Identity, Linear
+from .layers.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
+from .layers.normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+)
+from .layers.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
+from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .layers.transformer import (
     Transformer,
@@ -31,16 +51,18 @@ from .layers.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
-from .layers.activation import ELU, Hardsigmoid, Hardswish, LeakyReLU, Mish, ReLU6, Softplus
-from .layers.dropout import Dropout2d
-from .layers.conv import Conv1d, ConvTranspose2d
-from .layers.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .layers.upsample import PixelShuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
-from .layers.distance import CosineSimilarity
-from .layers.loss import BCELoss, KLDivLoss, L1Loss, SmoothL1Loss
-from . import modules
+from .module import IncompatibleKeys, Module, RemovableHandle
+from .module_graph import graph
+from .parameter import Parameter
+from .serialization import load, load_with_metadata, save
 
 __all__ = [
+    "ELU",
+    "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool2d",
     "AvgPool2d",
     "BCELoss",
@@ -55,11 +77,8 @@ __all__ = [
     "CrossEntropyLoss",
     "Dropout",
     "Dropout2d",
-    "ELU",
     "Embedding",
     "Flatten",
-    "GELU",
-    "GRU",
     "GRUCell",
     "GroupNorm",
     "Hardsigmoid",
@@ -71,7 +90,6 @@ __all__ = [
     "InstanceNorm3d",
     "KLDivLoss",
     "L1Loss",
-    "LSTM",
     "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
@@ -87,7 +105,6 @@ __all__ = [
     "NLLLoss",
     "Parameter",
     "PixelShuffle",
-    "RNN",
     "RNNBase",
     "RNNCell",
     "RNNCellBase",

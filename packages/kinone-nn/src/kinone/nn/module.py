@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -131,7 +132,9 @@ class Module:
             params[name] = None
         elif name in modules:
             if value is not None:
-                raise TypeError(f"{type(self).__name__}.{name} is a submodule: assign a Module or None, not {type(value).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a submodule: assign a Module or None, not {type(value).__name__}"
+                )
             modules[name] = None
         elif name in buffers:
             buffers[name] = None if value is None else (value if isinstance(value, Tensor) else Tensor(value))
@@ -177,7 +180,7 @@ class Module:
         if not persistent:
             self._non_persistent_buffers.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
         if name not in self._modules:
@@ -187,7 +190,7 @@ class Module:
     register_module = add_module
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every descendant, each once, with dotted names ("" for self)."""
         memo = set() if memo is None else memo
         if id(self) in memo:
@@ -198,18 +201,18 @@ class Module:
             if module is not None:
                 yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
             yield module
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()
         for name, module in self._modules.items():
             if module is not None and id(module) not in seen:
                 seen.add(id(module))
                 yield name, module
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
             yield module
 
@@ -242,16 +245,16 @@ class Module:
         return sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------------ modes
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set training mode here and in every descendant (BatchNorm, Dropout read it)."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -264,14 +267,14 @@ class Module:
                 p.grad.data[...] = 0
                 increment_version(p.grad)
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call `fn` on every descendant (children first), then on self; returns self."""
         for child in self.children():
             child.apply(fn)
         fn(self)
         return self
 
-    def to(self, *args, device=None, dtype=None) -> "Module":
+    def to(self, *args, device=None, dtype=None) -> Module:
         """`to(device)`, `to(dtype)`, `to(device, dtype)` or `to(tensor)`, as PyTorch: move every
         parameter and buffer to `device` and/or cast the floating ones to `dtype`, in place.
 
@@ -295,16 +298,16 @@ class Module:
                 increment_version(t)
         return self
 
-    def cuda(self, device=None) -> "Module":
+    def cuda(self, device=None) -> Module:
         """`to("cuda")` (`cuda:N` for `device=N`): parameters and buffers on a CUDA device, in place."""
         return self.to(backend.cuda_device(device))
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         """`to("cpu")`: parameters and buffers in host memory, in place."""
         return self.to("cpu")
 
     # ------------------------------------------------------------------ state dict
-    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, np.ndarray]:
         """Every parameter and persistent buffer by dotted key, in registration order.
 
         Values are host NumPy arrays whatever the device, so files stay device-free: on the

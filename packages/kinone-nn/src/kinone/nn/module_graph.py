@@ -109,8 +109,16 @@ def build_graph(model, *inputs, expand: bool = False, depth: int = DEPTH) -> Gra
         node_id = f"n{len(graph.nodes)}"
         graph.edges += [(source, node_id) for source in sources]
         output = record.output
-        graph.nodes.append(GraphNode(node_id, "function", record.function.__name__, output.shape, str(output.dtype),
-                                     function_path(record.function)))
+        graph.nodes.append(
+            GraphNode(
+                node_id,
+                "function",
+                record.function.__name__,
+                output.shape,
+                str(output.dtype),
+                function_path(record.function),
+            )
+        )
         made[id(output)] = node_id
         if group is not None:
             group_of[node_id] = group
@@ -180,8 +188,18 @@ def _collapsed(graph: Graph, group_of: dict, readers: dict, labels: dict, trace:
             key = first_of.pop(target)
             ops, name = members[key], key[0]
             detail = f"{type(trace.modules[name]).__name__} · {len(ops)} op{'s' * (len(ops) != 1)}"
-            out.nodes.append(GraphNode(target, "module", labels[key], ops[-1].shape, ops[-1].dtype, name=name,
-                                       detail=detail, parameters=tuple(folded.get(key, ()))))
+            out.nodes.append(
+                GraphNode(
+                    target,
+                    "module",
+                    labels[key],
+                    ops[-1].shape,
+                    ops[-1].dtype,
+                    name=name,
+                    detail=detail,
+                    parameters=tuple(folded.get(key, ())),
+                )
+            )
     seen = set()
     for source, target in graph.edges:
         edge = (represent[source], represent[target])

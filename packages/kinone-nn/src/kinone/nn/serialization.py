@@ -138,14 +138,16 @@ def save_bytes(state_dict, metadata: dict | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def _arrays_to_write(state_dict, metadata: dict | None) -> "OrderedDict[str, np.ndarray]":
+def _arrays_to_write(state_dict, metadata: dict | None) -> OrderedDict[str, np.ndarray]:
     arrays = OrderedDict()
     for key, value in state_dict.items():
         if key == METADATA_KEY:
             raise ValueError(f"save: the key {METADATA_KEY!r} is reserved")
         array = backend.to_host(value.data if isinstance(value, Tensor) else value)
         if array.dtype.hasobject:
-            raise TypeError(f"save: {key!r} holds Python objects (dtype object); only numeric arrays can be saved without pickle")
+            raise TypeError(
+                f"save: {key!r} holds Python objects (dtype object); only numeric arrays can be saved without pickle"
+            )
         arrays[key] = array
     if metadata is not None:
         arrays[METADATA_KEY] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
@@ -153,24 +155,26 @@ def _arrays_to_write(state_dict, metadata: dict | None) -> "OrderedDict[str, np.
 
 
 # ---------------------------------------------------------------------------- reading
-def load_with_metadata(path) -> tuple["OrderedDict[str, np.ndarray]", dict | None]:
+def load_with_metadata(path) -> tuple[OrderedDict[str, np.ndarray], dict | None]:
     """Read a file written by `save`: (state dict of arrays in saved order, metadata or None)."""
     arrays = _read_npz(path)
     raw = arrays.pop(METADATA_KEY, None)
     return arrays, None if raw is None else _parse_metadata(raw, path)
 
 
-def load_bytes_with_metadata(data, name: str = "<bytes>") -> tuple["OrderedDict[str, np.ndarray]", dict | None]:
+def load_bytes_with_metadata(data, name: str = "<bytes>") -> tuple[OrderedDict[str, np.ndarray], dict | None]:
     """`load_with_metadata` of a file's bytes (bytes, bytearray or memoryview) held in memory;
     `name` names them in errors. No size the bytes declare is trusted, as for a path."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"load_bytes_with_metadata: {name}: expected bytes, bytearray or memoryview, got {type(data).__name__}")
+        raise TypeError(
+            f"load_bytes_with_metadata: {name}: expected bytes, bytearray or memoryview, got {type(data).__name__}"
+        )
     arrays = _read_npz_file(io.BytesIO(data), name)
     raw = arrays.pop(METADATA_KEY, None)
     return arrays, None if raw is None else _parse_metadata(raw, name)
 
 
-def load(path) -> "OrderedDict[str, np.ndarray]":
+def load(path) -> OrderedDict[str, np.ndarray]:
     """Read the state dict written by `save` (arrays, in the saved order)."""
     return load_with_metadata(path)[0]
 
@@ -199,7 +203,7 @@ def _parse_metadata(raw: np.ndarray, path) -> dict:
     return metadata
 
 
-def _read_npz(path, only: str | None = None) -> "OrderedDict[str, np.ndarray]":
+def _read_npz(path, only: str | None = None) -> OrderedDict[str, np.ndarray]:
     """The arrays of an `.npz` file, in stored order (just `only`, if given)."""
     path = Path(path)
     if not path.is_file():
@@ -212,7 +216,7 @@ def _read_npz(path, only: str | None = None) -> "OrderedDict[str, np.ndarray]":
         return _read_npz_file(file, path, only)
 
 
-def _read_npz_file(file, path, only: str | None = None) -> "OrderedDict[str, np.ndarray]":
+def _read_npz_file(file, path, only: str | None = None) -> OrderedDict[str, np.ndarray]:
     """The arrays of the `.npz` held by the seekable binary `file` (named `path` in errors)."""
     arrays: OrderedDict = OrderedDict()
     try:
@@ -282,7 +286,9 @@ class _MemberStream:
             raise ValueError(f"{where} is encrypted")
         if info.compress_type == zipfile.ZIP_STORED:
             if info.file_size != info.compress_size:
-                raise ValueError(f"{where} is stored uncompressed but declares {info.file_size} bytes in {info.compress_size}")
+                raise ValueError(
+                    f"{where} is stored uncompressed but declares {info.file_size} bytes in {info.compress_size}"
+                )
             self.inflater = None
         elif info.compress_type == zipfile.ZIP_DEFLATED:
             if info.file_size > info.compress_size * _DEFLATE_MAX_RATIO + 64:

@@ -37,7 +37,7 @@ def applies(param) -> bool:
     return type(param) is not np.ndarray and backend.is_cuda_array(param) and type(param).__module__.startswith("cupy")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sgd_kernel():
     import cupy
 
@@ -75,13 +75,22 @@ def sgd_update(param, grad, buffer, *, lr, momentum, dampening, weight_decay, ne
     cast = param.dtype.type
     use_momentum = momentum != 0
     _sgd_kernel()(
-        grad, cast(lr), cast(momentum), cast(1 - dampening), cast(weight_decay),
-        bool(nesterov), bool(maximize), bool(first), use_momentum, dampening != 0,
-        param, buffer if use_momentum else param,  # a dummy output when there is no buffer
+        grad,
+        cast(lr),
+        cast(momentum),
+        cast(1 - dampening),
+        cast(weight_decay),
+        bool(nesterov),
+        bool(maximize),
+        bool(first),
+        use_momentum,
+        dampening != 0,
+        param,
+        buffer if use_momentum else param,  # a dummy output when there is no buffer
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adam_kernel():
     import cupy
 
@@ -127,8 +136,23 @@ def _adam_kernel():
     )
 
 
-def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay,
-                decoupled, maximize, step_size, bias_correction2_sqrt) -> None:
+def adam_update(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    max_exp_avg_sq,
+    *,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    decoupled,
+    maximize,
+    step_size,
+    bias_correction2_sqrt,
+) -> None:
     """One Adam/AdamW update of `param` and its moments, in place (`max_exp_avg_sq` None
     without amsgrad). The scalars are those the neutral path computes in Python."""
     cast = param.dtype.type
@@ -136,8 +160,22 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, 
     below_half = weight < 0.5
     amsgrad = max_exp_avg_sq is not None
     _adam_kernel()(
-        grad, cast(1 - lr * weight_decay), cast(weight_decay), cast(weight if below_half else 1 - weight),
-        cast(1 - beta2), cast(beta2), cast(bias_correction2_sqrt), cast(eps), cast(step_size),
-        decoupled and weight_decay != 0, not decoupled and weight_decay != 0, bool(maximize), below_half, amsgrad,
-        param, exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else exp_avg_sq,  # a dummy when not amsgrad
+        grad,
+        cast(1 - lr * weight_decay),
+        cast(weight_decay),
+        cast(weight if below_half else 1 - weight),
+        cast(1 - beta2),
+        cast(beta2),
+        cast(bias_correction2_sqrt),
+        cast(eps),
+        cast(step_size),
+        decoupled and weight_decay != 0,
+        not decoupled and weight_decay != 0,
+        bool(maximize),
+        below_half,
+        amsgrad,
+        param,
+        exp_avg,
+        exp_avg_sq,
+        max_exp_avg_sq if amsgrad else exp_avg_sq,  # a dummy when not amsgrad
     )

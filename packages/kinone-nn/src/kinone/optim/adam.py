@@ -73,9 +73,20 @@ class Adam(Optimizer):
             if type(param) is not np.ndarray and _fused_cuda.applies(param):
                 # The update below as one CuPy kernel (not run in CI; see `_fused_cuda.py`).
                 _fused_cuda.adam_update(
-                    param, grad, exp_avg, exp_avg_sq, state["max_exp_avg_sq"] if amsgrad else None,
-                    lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
-                    maximize=maximize, step_size=step_size, bias_correction2_sqrt=bias_correction2_sqrt,
+                    param,
+                    grad,
+                    exp_avg,
+                    exp_avg_sq,
+                    state["max_exp_avg_sq"] if amsgrad else None,
+                    lr=lr,
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=eps,
+                    weight_decay=weight_decay,
+                    decoupled=decoupled,
+                    maximize=maximize,
+                    step_size=step_size,
+                    bias_correction2_sqrt=bias_correction2_sqrt,
                 )
                 increment_version(p)
                 continue

@@ -21,6 +21,7 @@ CosineAnnealingWarmRestarts' own `step(epoch)` is there).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import numbers
 import types
@@ -395,7 +396,7 @@ class SequentialLR(LRScheduler):
                 f"SequentialLR: expects one milestone fewer than schedulers; "
                 f"got {len(schedulers)} schedulers and {len(milestones)} milestones"
             )
-        if any(later <= earlier for earlier, later in zip(milestones, milestones[1:])):
+        if any(later <= earlier for earlier, later in itertools.pairwise(milestones)):
             raise ValueError(f"SequentialLR: milestones must be increasing, got {milestones}")
         self.optimizer = optimizer
         self._schedulers = schedulers

@@ -99,6 +99,16 @@ class SGD(Optimizer):
             if buffer is None:
                 buffer = state["momentum_buffer"] = _empty_beside(p.data, p.data.size).reshape(p.data.shape)
                 first = True
-        _fused_cuda.sgd_update(p.data, grad, buffer, lr=lr, momentum=momentum, dampening=dampening,
-                               weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, first=first)
+        _fused_cuda.sgd_update(
+            p.data,
+            grad,
+            buffer,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            first=first,
+        )
         increment_version(p)

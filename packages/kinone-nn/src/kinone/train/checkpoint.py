@@ -49,7 +49,9 @@ def _join_arrays(value, arrays, path=None):
         if set(value) == {"__array__"}:
             key = value["__array__"]
             if not isinstance(key, str) or key not in arrays:
-                raise ValueError(f"load_checkpoint: {path}: its metadata refers to an array {key!r} the file does not hold")
+                raise ValueError(
+                    f"load_checkpoint: {path}: its metadata refers to an array {key!r} the file does not hold"
+                )
             return arrays[key]
         return {k: _join_arrays(v, arrays, path) for k, v in value.items()}
     if isinstance(value, list):
@@ -65,7 +67,9 @@ def _checked_metadata(path, metadata) -> dict:
     for field in ["progress", "rng", *present_optional]:
         if not isinstance(metadata.get(field), dict):
             found = type(metadata[field]).__name__ if field in metadata else "missing"
-            raise ValueError(f"load_checkpoint: {path}: its metadata field {field!r} must be a JSON object; it is {found}")
+            raise ValueError(
+                f"load_checkpoint: {path}: its metadata field {field!r} must be a JSON object; it is {found}"
+            )
     return metadata
 
 
@@ -116,7 +120,7 @@ def load_training_state(path, model=None, optimizer=None, scheduler=None) -> tup
     arrays, metadata = load_with_metadata(path)
     metadata = _checked_metadata(path, metadata)
     if model is not None:
-        model.load_state_dict(OrderedDict((k[len("model."):], v) for k, v in arrays.items() if k.startswith("model.")))
+        model.load_state_dict(OrderedDict((k[len("model.") :], v) for k, v in arrays.items() if k.startswith("model.")))
     if optimizer is not None:
         if "optimizer" not in metadata:
             raise ValueError(f"load_checkpoint: {path} holds no optimizer state")
@@ -136,7 +140,9 @@ def read_checkpoint_progress(path) -> dict:
         return {}
     progress = metadata["progress"]
     if not isinstance(progress, dict):
-        raise ValueError(f"load_checkpoint: {path}: its metadata field 'progress' must be a JSON object, not {type(progress).__name__}")
+        raise ValueError(
+            f"load_checkpoint: {path}: its metadata field 'progress' must be a JSON object, not {type(progress).__name__}"
+        )
     return progress
 
 

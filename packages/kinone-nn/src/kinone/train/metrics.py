@@ -64,7 +64,9 @@ def per_class_auroc(labels, scores) -> np.ndarray:
     column has one label value only."""
     labels, scores = _numpy(labels), _numpy(scores)
     if labels.shape != scores.shape or labels.ndim != 2:
-        raise ValueError(f"per_class_auroc: expected labels and scores of the same (N, C) shape, got {labels.shape} and {scores.shape}")
+        raise ValueError(
+            f"per_class_auroc: expected labels and scores of the same (N, C) shape, got {labels.shape} and {scores.shape}"
+        )
     return np.array([roc_auc(labels[:, c], scores[:, c]) for c in range(labels.shape[1])])
 
 

@@ -55,8 +55,15 @@ def package_versions() -> dict:
 class RunWriter:
     """Writes one run directory. Create it with the run's config; log events; set the status."""
 
-    def __init__(self, run_dir, config: dict | None = None, model_name: str | None = None,
-                 num_parameters: int | None = None, resume: bool = False, reopen: bool = False):
+    def __init__(
+        self,
+        run_dir,
+        config: dict | None = None,
+        model_name: str | None = None,
+        num_parameters: int | None = None,
+        resume: bool = False,
+        reopen: bool = False,
+    ):
         """`resume`: continue a run (its run.json is kept, the resume is recorded, status back to
         running). `reopen`: append to a run's log after training (e.g. test results) without
         changing its status until `close`."""

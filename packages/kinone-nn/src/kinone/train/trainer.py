@@ -49,8 +49,8 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -126,15 +126,21 @@ class Trainer:
             raise ValueError(f"Trainer: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         if isinstance(scheduler, ReduceLROnPlateau):
             if val_data is None or scheduler_interval != "epoch":
-                raise ValueError("Trainer: ReduceLROnPlateau steps once per epoch on a validation figure: give "
-                                 "val_data and scheduler_interval='epoch'")
+                raise ValueError(
+                    "Trainer: ReduceLROnPlateau steps once per epoch on a validation figure: give "
+                    "val_data and scheduler_interval='epoch'"
+                )
             if plateau_metric != "loss" and plateau_metric not in (metrics or {}):
-                raise ValueError(f"Trainer: plateau_metric {plateau_metric!r} is neither 'loss' nor one of the "
-                                 f"metrics {sorted(metrics or {})}")
+                raise ValueError(
+                    f"Trainer: plateau_metric {plateau_metric!r} is neither 'loss' nor one of the "
+                    f"metrics {sorted(metrics or {})}"
+                )
         if best_mode not in ("max", "min"):
             raise ValueError(f"Trainer: best_mode must be 'max' or 'min', got {best_mode!r}")
         if best_metric is not None and best_metric != "loss" and best_metric not in (metrics or {}):
-            raise ValueError(f"Trainer: best_metric {best_metric!r} is neither 'loss' nor one of the metrics {sorted(metrics or {})}")
+            raise ValueError(
+                f"Trainer: best_metric {best_metric!r} is neither 'loss' nor one of the metrics {sorted(metrics or {})}"
+            )
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.train_data, self.val_data = train_data, val_data
         self.run_dir = Path(run_dir)
@@ -163,8 +169,18 @@ class Trainer:
         if self.distributed is not None:
             self.distributed.average_buffers(self.model)  # every rank calls _save at the same points
         if self.is_main:
-            save_checkpoint(path, self.model, self.optimizer, self.scheduler, rng_state=rng_state,
-                            epoch=epoch, batch=batch, step=step, best=best, validated=validated)
+            save_checkpoint(
+                path,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                rng_state=rng_state,
+                epoch=epoch,
+                batch=batch,
+                step=step,
+                best=best,
+                validated=validated,
+            )
 
     def _is_better(self, value, best) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -210,8 +226,10 @@ class Trainer:
         if int(counts.sum()) == 0:
             return {}
         if count == 0:
-            raise ValueError(f"Trainer.evaluate: this rank got no validation batch while others got {counts.tolist()} "
-                             "samples; give every rank a part of the data (a DistributedSampler pads to equal parts)")
+            raise ValueError(
+                f"Trainer.evaluate: this rank got no validation batch while others got {counts.tolist()} "
+                "samples; give every rank a part of the data (a DistributedSampler pads to equal parts)"
+            )
         scores_all = np.asarray(gather(np.concatenate(scores)))
         targets_all = np.asarray(gather(np.concatenate(targets)))
         known = order is not None and len(order) >= count
@@ -245,12 +263,19 @@ class Trainer:
         is raised. A second Ctrl-C interrupts at once."""
         # Rank 0's view of the run directory decides for every rank (read before it writes).
         if not resume and self._main_says((self.run_dir / "run.json").exists()):
-            raise FileExistsError(f"Trainer: {self.run_dir} already holds a run (run.json); "
-                                  "resume it with fit(resume=True) or choose another run_dir")
+            raise FileExistsError(
+                f"Trainer: {self.run_dir} already holds a run (run.json); "
+                "resume it with fit(resume=True) or choose another run_dir"
+            )
         resuming = resume and self._main_says(self.latest_path.exists())
         writer_type = RunWriter if self.is_main else NullRunWriter
-        writer = writer_type(self.run_dir, config=self.config, model_name=self.model_name,
-                             num_parameters=self.model.num_parameters(), resume=resume)
+        writer = writer_type(
+            self.run_dir,
+            config=self.config,
+            model_name=self.model_name,
+            num_parameters=self.model.num_parameters(),
+            resume=resume,
+        )
         state = _Progress()
         self.resumed_from = None
         stop = _StopRequest()
@@ -269,20 +294,33 @@ class Trainer:
         except BaseException as error:
             writer.close("failed", step=state.step, error=f"{type(error).__name__}: {error}")
             raise
-        summary = {"epoch": state.epoch, "step": state.step, "best": state.best, "best_metric": self.best_metric,
-                   "val": state.last_val}
+        summary = {
+            "epoch": state.epoch,
+            "step": state.step,
+            "best": state.best,
+            "best_metric": self.best_metric,
+            "val": state.last_val,
+        }
         writer.close("finished", step=state.step, best=state.best, best_metric=self.best_metric)
         return summary
 
-    def _resume(self, state: "_Progress", writer: RunWriter) -> None:
+    def _resume(self, state: _Progress, writer: RunWriter) -> None:
         # The RNG states are restored once the data is positioned (positioning may draw).
         progress, state.rng_state = load_training_state(self.latest_path, self.model, self.optimizer, self.scheduler)
         if self.distributed is not None:
             self._share_resumed_state(progress)
-        state.epoch, state.start_batch, state.step, state.best = (progress["epoch"], progress["batch"],
-                                                                  progress["step"], progress["best"])
-        self.resumed_from = {"checkpoint": str(self.latest_path), "epoch": state.epoch, "batch": state.start_batch,
-                             "step": state.step}
+        state.epoch, state.start_batch, state.step, state.best = (
+            progress["epoch"],
+            progress["batch"],
+            progress["step"],
+            progress["best"],
+        )
+        self.resumed_from = {
+            "checkpoint": str(self.latest_path),
+            "epoch": state.epoch,
+            "batch": state.start_batch,
+            "step": state.step,
+        }
         writer.log_event("resume", step=state.step, epoch=state.epoch, batch=state.start_batch)
         if not progress.get("validated", True):
             # Stopped after the epoch's checkpoint, before (or during) its validation.
@@ -295,7 +333,9 @@ class Trainer:
         """Data parallel: every rank read the same checkpoint (checked), then rank 0's
         parameters and optimizer and scheduler states are broadcast to all."""
         dist = self.distributed
-        dist.check_same_everywhere("the resumed checkpoint's progress", {k: progress.get(k) for k in ("epoch", "batch", "step")})
+        dist.check_same_everywhere(
+            "the resumed checkpoint's progress", {k: progress.get(k) for k in ("epoch", "batch", "step")}
+        )
         dist.broadcast_parameters(self.model)
         self.optimizer.load_state_dict(dist.broadcast_state(self.optimizer.state_dict()))
         if self.scheduler is not None:
@@ -323,7 +363,7 @@ class Trainer:
         total = int(every[:, 1].sum())
         return float(every[:, 0].sum() / max(total, 1)), total, bool(every[:, 2].any())
 
-    def _validate(self, state: "_Progress", writer: RunWriter, epoch_done: int, batch: int = 0) -> None:
+    def _validate(self, state: _Progress, writer: RunWriter, epoch_done: int, batch: int = 0) -> None:
         """Validate, log, and write best.npz when the best metric improved. `epoch_done`/`batch`:
         where training resumes from the best checkpoint."""
         if self.val_data is None:
@@ -339,7 +379,7 @@ class Trainer:
         for callback in self.epoch_callbacks:
             callback(self, epoch=epoch_done - 1 if batch == 0 else epoch_done, step=state.step, results=state.last_val)
 
-    def _run_epochs(self, state: "_Progress", writer: RunWriter, stop: "_StopRequest") -> None:
+    def _run_epochs(self, state: _Progress, writer: RunWriter, stop: _StopRequest) -> None:
         while state.epoch < self.epochs and not self._done(state.step):
             self.model.train()
             batches = _batches(self.train_data, state.epoch, state.start_batch)
@@ -349,16 +389,24 @@ class Trainer:
             total = len(self.train_data) if hasattr(self.train_data, "__len__") else None
             batch = state.start_batch
             tick = time.perf_counter()
-            for inputs, target in self.progress(batches, total=total, initial=state.start_batch,
-                                                desc=f"epoch {state.epoch + 1}"):
+            for inputs, target in self.progress(
+                batches, total=total, initial=state.start_batch, desc=f"epoch {state.epoch + 1}"
+            ):
                 arrived = time.perf_counter()  # until here the loop waited for data
                 loss_value, samples = self._train_step(state, writer, inputs, target)
                 loss_value, samples, stop.requested = self._global_step_figures(loss_value, samples, stop.requested)
                 batch += 1
                 now = time.perf_counter()
-                writer.log(state.step, state.epoch, "train", loss=loss_value, lr=state.lr,
-                           samples_per_sec=samples / max(now - tick, 1e-9),
-                           data_time=round(arrived - tick, 6), step_time=round(now - arrived, 6))
+                writer.log(
+                    state.step,
+                    state.epoch,
+                    "train",
+                    loss=loss_value,
+                    lr=state.lr,
+                    samples_per_sec=samples / max(now - tick, 1e-9),
+                    data_time=round(arrived - tick, 6),
+                    step_time=round(now - arrived, 6),
+                )
                 tick = now
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(f"Trainer: the training loss became {loss_value} at step {state.step}")
@@ -373,8 +421,12 @@ class Trainer:
                     break
             state.start_batch = 0
             epoch_finished = not self._done(state.step) or batch == total
-            if self.scheduler is not None and self.scheduler_interval == "epoch" and epoch_finished \
-                    and not isinstance(self.scheduler, ReduceLROnPlateau):  # that one steps in _validate
+            if (
+                self.scheduler is not None
+                and self.scheduler_interval == "epoch"
+                and epoch_finished
+                and not isinstance(self.scheduler, ReduceLROnPlateau)
+            ):  # that one steps in _validate
                 self.scheduler.step()
             if epoch_finished:
                 # The epoch's checkpoint comes first: a bad validation file or a crash while
@@ -397,7 +449,7 @@ class Trainer:
             if self._any_rank(stop.requested):
                 raise TrainingInterrupted(state.epoch, 0 if epoch_finished else batch, state.step)
 
-    def _train_step(self, state: "_Progress", writer: RunWriter, inputs, target) -> tuple[float, int]:
+    def _train_step(self, state: _Progress, writer: RunWriter, inputs, target) -> tuple[float, int]:
         inputs, target = _as_tensor(inputs, self.device), _as_tensor(target, self.device)
         loss = self.loss_fn(self.model(inputs), target)
         self.optimizer.zero_grad()

@@ -1,10 +1,10 @@
 """kinone.onnx: export Kinone models to ONNX, check them against onnxruntime, load them back.
 
-    from kinone import onnx as kinone_onnx
-    kinone_onnx.export(model, example_input, "model.onnx")        # opset 17, dynamic batch
-    report = kinone_onnx.verify(model, "model.onnx", example_input)  # needs onnxruntime
-    print(report.max_abs_diff)
-    again = kinone_onnx.load("model.onnx")                         # a Module: run it, fine-tune it
+from kinone import onnx as kinone_onnx
+kinone_onnx.export(model, example_input, "model.onnx")        # opset 17, dynamic batch
+report = kinone_onnx.verify(model, "model.onnx", example_input)  # needs onnxruntime
+print(report.max_abs_diff)
+again = kinone_onnx.load("model.onnx")                         # a Module: run it, fine-tune it
 """
 
 from .__about__ import __version__
@@ -17,8 +17,8 @@ from .verify import VerificationError, VerifyReport, verify
 __all__ = [
     "CONVERTERS",
     "DEFAULT_OPSET",
-    "ExportError",
     "MIN_OPSET",
+    "ExportError",
     "OnnxModule",
     "VerificationError",
     "VerifyReport",

@@ -65,7 +65,7 @@ def load_weights(model, checkpoint: Path) -> None:
     """A kinone-train checkpoint (`model.<key>` arrays) or a plain state-dict `.npz`."""
     arrays, metadata = load_with_metadata(checkpoint)
     if metadata and metadata.get("format") == "kinone-checkpoint":
-        arrays = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+        arrays = {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")}
     model.load_state_dict(arrays)
 
 
@@ -75,8 +75,9 @@ def example_input(in_channels: int, image_size: int) -> Tensor:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kinone-export", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kinone-export", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source", type=Path, help="a kinone-train run directory, or a .npz checkpoint / state dict")
     parser.add_argument("--out", type=Path, default=None, help="the ONNX file (default: <run dir>/model.onnx)")
     parser.add_argument("--verify", action="store_true", help="run the file in onnxruntime and compare with Kinone")
@@ -86,13 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-channels", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None, help="size of the example input (any size runs later)")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to the example's (2)")
-    parser.add_argument("--dynamic-size", action="store_true",
-                        help="also let height and width vary (the example's size is only where tracing starts)")
+    parser.add_argument(
+        "--dynamic-size",
+        action="store_true",
+        help="also let height and width vary (the example's size is only where tracing starts)",
+    )
     parser.add_argument("--rtol", type=float, default=1e-4, help="--verify: relative tolerance (default 1e-4)")
     parser.add_argument("--atol", type=float, default=1e-5, help="--verify: absolute tolerance (default 1e-5)")
-    parser.add_argument("--strict", action="store_true",
-                        help="--verify: fail past the tolerance even where Kinone in float64 shows the difference is "
-                        "float32 rounding (by default such a difference passes, and the report says so)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="--verify: fail past the tolerance even where Kinone in float64 shows the difference is "
+        "float32 rounding (by default such a difference passes, and the report says so)",
+    )
     return parser
 
 
@@ -105,18 +112,23 @@ def main(argv=None) -> int:
     load_weights(model, checkpoint)
     example = example_input(options["in_channels"], options["image_size"])
     try:
-        proto = export(model, example, out, opset=args.opset, dynamic_batch=not args.static_batch,
-                       dynamic_size=args.dynamic_size)
+        proto = export(
+            model, example, out, opset=args.opset, dynamic_batch=not args.static_batch, dynamic_size=args.dynamic_size
+        )
     except ExportError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"exported {options['model']} from {checkpoint} to {out} (opset {args.opset}, {len(proto.graph.node)} nodes, "
-          f"{out.stat().st_size / 2**20:.1f} MiB)")
+    print(
+        f"exported {options['model']} from {checkpoint} to {out} (opset {args.opset}, {len(proto.graph.node)} nodes, "
+        f"{out.stat().st_size / 2**20:.1f} MiB)"
+    )
     if args.verify:
         from .verify import VerificationError, verify
 
         try:
-            report = verify(model, out, example, rtol=args.rtol, atol=args.atol, accept_float32_rounding=not args.strict)
+            report = verify(
+                model, out, example, rtol=args.rtol, atol=args.atol, accept_float32_rounding=not args.strict
+            )
         except (VerificationError, ImportError) as error:  # out of tolerance, or no onnxruntime
             print(error, file=sys.stderr)
             return 1

@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import helper
 
+import onnx
 from kinone.autograd import Tensor, no_grad, register_apply_hook
 from kinone.nn.serialization import atomic_write
+from onnx import helper
 
 from . import converters  # noqa: F401  (registers the converters)
 from .__about__ import __version__
@@ -155,20 +155,30 @@ def on_cpu(model):
         model.to(device)
 
 
-def build_model(model, example_input, opset: int = DEFAULT_OPSET, input_names=("input",),
-                output_names=("output",), dynamic_batch: bool = True, dynamic_size: bool = False) -> onnx.ModelProto:
+def build_model(
+    model,
+    example_input,
+    opset: int = DEFAULT_OPSET,
+    input_names=("input",),
+    output_names=("output",),
+    dynamic_batch: bool = True,
+    dynamic_size: bool = False,
+) -> onnx.ModelProto:
     """The checked ONNX `ModelProto` that `export` writes (see `export`), without writing it.
     A model on a GPU is traced on the CPU (`on_cpu`)."""
     with on_cpu(model):
         return _build_model(model, example_input, opset, input_names, output_names, dynamic_batch, dynamic_size)
 
 
-def _build_model(model, example_input, opset, input_names, output_names, dynamic_batch, dynamic_size) -> onnx.ModelProto:
+def _build_model(
+    model, example_input, opset, input_names, output_names, dynamic_batch, dynamic_size
+) -> onnx.ModelProto:
     opset = _check_opset(opset)
     inputs = _as_inputs(example_input)
     input_names = _check_names("input", input_names, len(inputs))
-    input_dynamic = [tuple((axis == 0 and dynamic_batch) or (axis >= 2 and dynamic_size) for axis in range(x.ndim))
-                     for x in inputs]
+    input_dynamic = [
+        tuple((axis == 0 and dynamic_batch) or (axis >= 2 and dynamic_size) for axis in range(x.ndim)) for x in inputs
+    ]
 
     calls, outputs = trace_model(model, inputs)
     output_names = _check_names("output", output_names, len(outputs))
@@ -238,8 +248,10 @@ def _build_model(model, example_input, opset, input_names, output_names, dynamic
             scope=scope,
         )
         if record.function not in SHAPE_ATTRIBUTES and not _same(record.attrs, probe.attrs):
-            raise call.error(f"its attributes {record.attrs} change with the input's size ({probe.attrs} in the probe), "
-                             "so no single graph serves every size; export with dynamic_batch=False (and dynamic_size=False)")
+            raise call.error(
+                f"its attributes {record.attrs} change with the input's size ({probe.attrs} in the probe), "
+                "so no single graph serves every size; export with dynamic_batch=False (and dynamic_size=False)"
+            )
         CONVERTERS[record.function](g, call)
         dynamic[out_name] = call.output_dynamic
         names[id(out)] = out_name
@@ -253,8 +265,10 @@ def _build_model(model, example_input, opset, input_names, output_names, dynamic
             g.node("Identity", [source], name)
             dynamic[name] = dynamic[source]
         graph_outputs.append(value_info(name, out.dtype, out.shape, dynamic[name]))
-    graph_inputs = [value_info(name, x.dtype, x.shape, dynamic[name], _input_dim_names(x.ndim))
-                    for name, x in zip(input_names, inputs)]
+    graph_inputs = [
+        value_info(name, x.dtype, x.shape, dynamic[name], _input_dim_names(x.ndim))
+        for name, x in zip(input_names, inputs)
+    ]
 
     nodes, initializers = _live(g.nodes, g.initializers, output_names)
     graph = helper.make_graph(nodes, type(model).__name__, graph_inputs, graph_outputs, initializer=initializers)
@@ -270,7 +284,9 @@ def _build_model(model, example_input, opset, input_names, output_names, dynamic
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise ExportError(f"kinone.onnx.export: the written graph fails onnx.checker (an exporter bug): {error}") from error
+        raise ExportError(
+            f"kinone.onnx.export: the written graph fails onnx.checker (an exporter bug): {error}"
+        ) from error
     return proto
 
 
@@ -287,8 +303,10 @@ def _probe_inputs(inputs: tuple, input_dynamic: list) -> tuple:
     rng = np.random.default_rng(12345)
     probes = []
     for x, dims in zip(inputs, input_dynamic):
-        shape = tuple((size + 1 if axis == 0 else 2 * size + axis - 2) if dyn else size
-                      for axis, (size, dyn) in enumerate(zip(x.shape, dims)))
+        shape = tuple(
+            (size + 1 if axis == 0 else 2 * size + axis - 2) if dyn else size
+            for axis, (size, dyn) in enumerate(zip(x.shape, dims))
+        )
         probes.append(Tensor(draw_like(x.data, shape, rng)))
     return tuple(probes)
 
@@ -355,8 +373,16 @@ def _live(nodes: list, initializers: list, outputs: list[str]) -> tuple[list, li
     return kept, [t for t in initializers if t.name in needed]
 
 
-def export(model, example_input, path, opset: int = DEFAULT_OPSET, input_names=("input",),
-           output_names=("output",), dynamic_batch: bool = True, dynamic_size: bool = False) -> onnx.ModelProto:
+def export(
+    model,
+    example_input,
+    path,
+    opset: int = DEFAULT_OPSET,
+    input_names=("input",),
+    output_names=("output",),
+    dynamic_batch: bool = True,
+    dynamic_size: bool = False,
+) -> onnx.ModelProto:
     """Write `model` as an ONNX file at `path` and return the `ModelProto`.
 
     example_input: a Tensor or array (or a tuple of them for several inputs) to trace with.

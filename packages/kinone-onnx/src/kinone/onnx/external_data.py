@@ -25,11 +25,15 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
 import onnx
 from onnx import helper
 
-_SUB_BYTE = {getattr(onnx.TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
-             if hasattr(onnx.TensorProto, name)}
+_SUB_BYTE = {
+    getattr(onnx.TensorProto, name)
+    for name in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
+    if hasattr(onnx.TensorProto, name)
+}
 
 
 class _Refused(Exception):
@@ -77,8 +81,9 @@ def _naming(label: str, info: dict):
     try:
         yield
     except _Refused as why:
-        raise ValueError(f"kinone.onnx.load: {label}: external data location "
-                         f"{info.get('location', '')!r}: {why}") from None
+        raise ValueError(
+            f"kinone.onnx.load: {label}: external data location {info.get('location', '')!r}: {why}"
+        ) from None
 
 
 def _range(info: dict) -> tuple[int, int | None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 import onnx
 from onnx import helper, numpy_helper
 
@@ -108,7 +109,9 @@ class GraphBuilder:
         array = np.asarray(value, dtype=dtype)
         name = self.fresh(f"{self.scope or 'model'}/{hint}")
         self.nodes.append(
-            helper.make_node("Constant", [], [name], name=self._node_name("Constant"), value=numpy_helper.from_array(array, name))
+            helper.make_node(
+                "Constant", [], [name], name=self._node_name("Constant"), value=numpy_helper.from_array(array, name)
+            )
         )
         return name
 

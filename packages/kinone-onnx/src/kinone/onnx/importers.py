@@ -14,13 +14,13 @@ exports loads back (opset 13 and later).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from onnx import helper
 
 from kinone.autograd import Tensor, cat, maximum, minimum, where
 from kinone.nn import functional as F
+from onnx import helper
 
 IMPORTERS: dict[str, Callable] = {}
 
@@ -48,8 +48,15 @@ def _axes(node, axes_input, ndim: int):
 
 
 # ------------------------------------------------------------------ elementwise
-_BINARY = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b, "Div": lambda a, b: a / b,
-           "Pow": lambda a, b: a**b, "Max": maximum, "Min": minimum}
+_BINARY = {
+    "Add": lambda a, b: a + b,
+    "Sub": lambda a, b: a - b,
+    "Mul": lambda a, b: a * b,
+    "Div": lambda a, b: a / b,
+    "Pow": lambda a, b: a**b,
+    "Max": maximum,
+    "Min": minimum,
+}
 
 
 @importer(*_BINARY)
@@ -57,8 +64,17 @@ def binary(node, a, b):
     return _BINARY[node.op_type](a, b)
 
 
-_UNARY = {"Neg": Tensor.__neg__, "Exp": Tensor.exp, "Log": Tensor.log, "Sqrt": Tensor.sqrt, "Tanh": Tensor.tanh,
-          "Sigmoid": Tensor.sigmoid, "Relu": Tensor.relu, "Abs": Tensor.abs, "Identity": lambda x: x}
+_UNARY = {
+    "Neg": Tensor.__neg__,
+    "Exp": Tensor.exp,
+    "Log": Tensor.log,
+    "Sqrt": Tensor.sqrt,
+    "Tanh": Tensor.tanh,
+    "Sigmoid": Tensor.sigmoid,
+    "Relu": Tensor.relu,
+    "Abs": Tensor.abs,
+    "Identity": lambda x: x,
+}
 
 
 @importer(*_UNARY)
@@ -182,8 +198,13 @@ def size(node, x):
 
 
 # ------------------------------------------------------------------ reductions
-_REDUCE = {"ReduceSum": Tensor.sum, "ReduceMean": Tensor.mean, "ReduceMax": Tensor.amax, "ReduceMin": Tensor.amin,
-           "ReduceLogSumExp": Tensor.logsumexp}
+_REDUCE = {
+    "ReduceSum": Tensor.sum,
+    "ReduceMean": Tensor.mean,
+    "ReduceMax": Tensor.amax,
+    "ReduceMin": Tensor.amin,
+    "ReduceLogSumExp": Tensor.logsumexp,
+}
 
 
 @importer(*_REDUCE)
@@ -204,7 +225,9 @@ def softmax(node, x):
 # ------------------------------------------------------------------ layers
 def _symmetric_pads(node) -> tuple[int, int]:
     if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise ValueError(f"kinone.onnx.load: node {node.name!r}: auto_pad={node.attrs['auto_pad']!r} is not supported; give pads")
+        raise ValueError(
+            f"kinone.onnx.load: node {node.name!r}: auto_pad={node.attrs['auto_pad']!r} is not supported; give pads"
+        )
     pads = node.attrs.get("pads", [0, 0, 0, 0])
     if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
         raise ValueError(f"kinone.onnx.load: node {node.name!r}: only symmetric 2-D pads are supported, got {pads}")
@@ -213,28 +236,54 @@ def _symmetric_pads(node) -> tuple[int, int]:
 
 @importer("Conv")
 def conv(node, x, weight, bias=None):
-    return F.conv2d(x, weight, bias, stride=tuple(node.attrs.get("strides", (1, 1))), padding=_symmetric_pads(node),
-                    dilation=tuple(node.attrs.get("dilations", (1, 1))), groups=node.attrs.get("group", 1))
+    return F.conv2d(
+        x,
+        weight,
+        bias,
+        stride=tuple(node.attrs.get("strides", (1, 1))),
+        padding=_symmetric_pads(node),
+        dilation=tuple(node.attrs.get("dilations", (1, 1))),
+        groups=node.attrs.get("group", 1),
+    )
 
 
 @importer("BatchNormalization")
 def batch_norm(node, x, scale, bias, mean, var, *, training=False):
     """Training mode (a loaded model being fine-tuned) uses batch statistics, as the original did."""
-    return F.batch_norm(x, mean, var, scale, bias, training=training, momentum=1 - node.attrs.get("momentum", 0.9),
-                        eps=node.attrs.get("epsilon", 1e-5))
+    return F.batch_norm(
+        x,
+        mean,
+        var,
+        scale,
+        bias,
+        training=training,
+        momentum=1 - node.attrs.get("momentum", 0.9),
+        eps=node.attrs.get("epsilon", 1e-5),
+    )
 
 
 @importer("MaxPool")
 def max_pool(node, x):
-    return F.max_pool2d(x, tuple(node.attrs["kernel_shape"]), tuple(node.attrs.get("strides", (1, 1))), _symmetric_pads(node),
-                        ceil_mode=bool(node.attrs.get("ceil_mode", 0)), dilation=tuple(node.attrs.get("dilations", (1, 1))))
+    return F.max_pool2d(
+        x,
+        tuple(node.attrs["kernel_shape"]),
+        tuple(node.attrs.get("strides", (1, 1))),
+        _symmetric_pads(node),
+        ceil_mode=bool(node.attrs.get("ceil_mode", 0)),
+        dilation=tuple(node.attrs.get("dilations", (1, 1))),
+    )
 
 
 @importer("AveragePool")
 def average_pool(node, x):
-    return F.avg_pool2d(x, tuple(node.attrs["kernel_shape"]), tuple(node.attrs.get("strides", (1, 1))), _symmetric_pads(node),
-                        ceil_mode=bool(node.attrs.get("ceil_mode", 0)),
-                        count_include_pad=bool(node.attrs.get("count_include_pad", 0)))
+    return F.avg_pool2d(
+        x,
+        tuple(node.attrs["kernel_shape"]),
+        tuple(node.attrs.get("strides", (1, 1))),
+        _symmetric_pads(node),
+        ceil_mode=bool(node.attrs.get("ceil_mode", 0)),
+        count_include_pad=bool(node.attrs.get("count_include_pad", 0)),
+    )
 
 
 @importer("GlobalAveragePool")

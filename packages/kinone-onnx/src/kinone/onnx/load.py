@@ -20,17 +20,18 @@ batch statistics (and updates the running ones) and dropout drops, as in the mod
 exported. External data is read only from regular files inside the model's folder
 (`external_data.py`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
+import onnx
 from kinone import nn
 from kinone.autograd import Tensor
+from onnx import helper, numpy_helper
 
 from . import external_data
 from .importers import IMPORTERS
@@ -83,14 +84,18 @@ def _tensor(proto: onnx.TensorProto, as_buffer: bool) -> Tensor:
     type_name = _type_name(proto.data_type)
     try:
         array = np.array(numpy_helper.to_array(proto))  # writable, owned
-    except Exception as error:  # noqa: BLE001 - any decoding failure is this initializer's
-        raise ValueError(f"kinone.onnx.load: initializer {proto.name!r} ({type_name}) cannot be read: {error}") from None
+    except Exception as error:
+        raise ValueError(
+            f"kinone.onnx.load: initializer {proto.name!r} ({type_name}) cannot be read: {error}"
+        ) from None
     if array.dtype.kind == "f" and array.dtype.itemsize in (2, 4, 8):
         return Tensor(array) if as_buffer else nn.Parameter(array)
     if array.dtype.kind in "iub":
         return Tensor(array)
-    raise ValueError(f"kinone.onnx.load: initializer {proto.name!r} has dtype {type_name}; "
-                     "Kinone holds float16/32/64 (parameters), integer and bool (buffers)")
+    raise ValueError(
+        f"kinone.onnx.load: initializer {proto.name!r} has dtype {type_name}; "
+        "Kinone holds float16/32/64 (parameters), integer and bool (buffers)"
+    )
 
 
 class _Placer:
@@ -115,15 +120,20 @@ class _Placer:
 
     @staticmethod
     def free(owner: nn.Module, attribute: str) -> bool:
-        return not (hasattr(type(owner), attribute) or attribute in owner.__dict__ or attribute in owner._parameters
-                    or attribute in owner._buffers or attribute in owner._modules)
+        return not (
+            hasattr(type(owner), attribute)
+            or attribute in owner.__dict__
+            or attribute in owner._parameters
+            or attribute in owner._buffers
+            or attribute in owner._modules
+        )
 
     def fits(self, parts: list[str]) -> bool:
         """Whether `parts` can be placed with no part changed: the first part past the longest
         prefix already placed is free there, and the rest are free in a new Module."""
         i = max(i for i in range(len(parts)) if tuple(parts[:i]) in self.prefixes)
         owner, _ = self.prefixes[tuple(parts[:i])]
-        return self.free(owner, parts[i]) and all(self.free(self.blank, part) for part in parts[i + 1:])
+        return self.free(owner, parts[i]) and all(self.free(self.blank, part) for part in parts[i + 1 :])
 
     def place_all(self, tensors: dict[str, Tensor]) -> dict[str, tuple[tuple, str]]:
         """Register every tensor (a Parameter as a parameter, else a buffer), those whose
@@ -171,8 +181,10 @@ class OnnxModule(nn.Module):
 
     def __init__(self, graph: onnx.GraphProto):
         super().__init__()
-        nodes = [Node(n.op_type, n.name, list(n.input), list(n.output), {a.name: _attribute(a) for a in n.attribute})
-                 for n in graph.node]
+        nodes = [
+            Node(n.op_type, n.name, list(n.input), list(n.output), {a.name: _attribute(a) for a in n.attribute})
+            for n in graph.node
+        ]
         names = {t.name for t in graph.initializer}
         # The Module's own attributes first, so that no initializer can take their names.
         self._nodes = [node for node in nodes if node.op_type != "Constant"]
@@ -181,7 +193,9 @@ class OnnxModule(nn.Module):
         self.output_names = [o.name for o in graph.output]
         self._places = {}  # initializer name -> (module path, attribute)
         self.initializer_keys = {}  # initializer name -> state-dict key
-        buffers = {node.inputs[i] for node in nodes for i in _BUFFER_INPUTS.get(node.op_type, ()) if i < len(node.inputs)}
+        buffers = {
+            node.inputs[i] for node in nodes for i in _BUFFER_INPUTS.get(node.op_type, ()) if i < len(node.inputs)
+        }
         tensors = {t.name: _tensor(t, as_buffer=t.name in buffers) for t in graph.initializer}
         self._places = _Placer(self).place_all(tensors)
         self.initializer_keys = {name: ".".join((*path, leaf)) for name, (path, leaf) in self._places.items()}
@@ -195,8 +209,12 @@ class OnnxModule(nn.Module):
 
     def forward(self, *inputs):
         if len(inputs) != len(self.input_names):
-            raise ValueError(f"OnnxModule: the graph takes {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}")
-        values = {name: x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for name, x in zip(self.input_names, inputs)}
+            raise ValueError(
+                f"OnnxModule: the graph takes {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}"
+            )
+        values = {
+            name: x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for name, x in zip(self.input_names, inputs)
+        }
         for name, array in self._constants.items():
             values[name] = Tensor(array)
         for name in self._places:
@@ -238,7 +256,12 @@ def load(source) -> OnnxModule:
         elif len([o for o in node.output if o]) > 1 and node.op_type not in ("Dropout",):
             missing.setdefault(f"{node.op_type} with {len(node.output)} outputs", []).append(node.name)
     if missing:
-        listed = "; ".join(f"{op} (nodes {', '.join(repr(n) for n in names[:3])}{', ...' if len(names) > 3 else ''})"
-                           for op, names in sorted(missing.items()))
-        raise ValueError(f"kinone.onnx.load: no Kinone form for: {listed}" + (f"; opset domains {sorted(domains)}" if domains else ""))
+        listed = "; ".join(
+            f"{op} (nodes {', '.join(repr(n) for n in names[:3])}{', ...' if len(names) > 3 else ''})"
+            for op, names in sorted(missing.items())
+        )
+        raise ValueError(
+            f"kinone.onnx.load: no Kinone form for: {listed}"
+            + (f"; opset domains {sorted(domains)}" if domains else "")
+        )
     return OnnxModule(proto.graph).eval()

@@ -10,7 +10,7 @@ Which dims are dynamic is known before a converter runs (`Call.input_dynamic`,
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 CONVERTERS: dict[type, Callable] = {}
 

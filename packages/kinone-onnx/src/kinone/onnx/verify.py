@@ -36,11 +36,15 @@ class VerifyReport:
     float32_rounding: list = field(default_factory=list)  # outputs past the tolerance by float32 rounding only
 
     def __str__(self) -> str:
-        text = (f"max |onnxruntime - kinone| {self.max_abs_diff:.3g} (relative {self.max_rel_diff:.3g}) "
-                f"over batch sizes {self.batch_sizes}")
+        text = (
+            f"max |onnxruntime - kinone| {self.max_abs_diff:.3g} (relative {self.max_rel_diff:.3g}) "
+            f"over batch sizes {self.batch_sizes}"
+        )
         if self.float32_rounding:
-            text += (f"; past the tolerance only by float32 rounding ({'; '.join(self.float32_rounding)}), "
-                     "onnxruntime no further from Kinone in float64 than Kinone's own float32")
+            text += (
+                f"; past the tolerance only by float32 rounding ({'; '.join(self.float32_rounding)}), "
+                "onnxruntime no further from Kinone in float64 than Kinone's own float32"
+            )
         return text
 
 
@@ -54,6 +58,7 @@ def _runtime():
 
 def _as_runs(inputs) -> list[tuple[np.ndarray, ...]]:
     """One batch (an array/Tensor, or a tuple of them for several model inputs) or a list of batches."""
+
     def one(batch):
         parts = batch if isinstance(batch, tuple) else (batch,)
         return tuple(p.numpy() if isinstance(p, Tensor) else np.asarray(p) for p in parts)
@@ -69,14 +74,17 @@ def _another_size(run: tuple[np.ndarray, ...], symbolic: list, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     out = []
     for x, dims in zip(run, symbolic):
-        shape = tuple((size + 1 if axis == 0 else size + size // 2 + 1) if dyn else size
-                      for axis, (size, dyn) in enumerate(zip(x.shape, dims)))
+        shape = tuple(
+            (size + 1 if axis == 0 else size + size // 2 + 1) if dyn else size
+            for axis, (size, dyn) in enumerate(zip(x.shape, dims))
+        )
         out.append(draw_like(x, shape, rng))
     return tuple(out)
 
 
-def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5,
-           accept_float32_rounding: bool = False) -> VerifyReport:
+def verify(
+    model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5, accept_float32_rounding: bool = False
+) -> VerifyReport:
     """Compare onnxruntime (CPU) on the file at `path` with `model` (eval mode, no graph) on
     `inputs` and, for a file with dynamic dims, on inputs of another size. Raises
     `VerificationError` naming the input, output, element and values when some element has
@@ -98,7 +106,9 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5,
     with on_cpu(model), eval_mode(model):
         for r, run in enumerate(runs):
             if len(run) != len(input_names):
-                raise ValueError(f"kinone.onnx.verify: {path} takes {len(input_names)} inputs {input_names}, got {len(run)}")
+                raise ValueError(
+                    f"kinone.onnx.verify: {path} takes {len(input_names)} inputs {input_names}, got {len(run)}"
+                )
             with no_grad():
                 expected = model(*[Tensor(x) for x in run])
             expected = [t.data for t in (expected if isinstance(expected, (tuple, list)) else (expected,))]
@@ -109,14 +119,17 @@ def verify(model, path, inputs, rtol: float = 1e-4, atol: float = 1e-5,
             diffs = []
             for o, (want, got) in enumerate(zip(expected, actual)):
                 try:
-                    diffs.append(_compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}"))
+                    diffs.append(
+                        _compare(want, got, rtol, atol, f"{path}: input batch {r} (batch size {batch}), output {o}")
+                    )
                 except VerificationError as error:
                     errors = _float64_errors(model, run, o, want, got)
                     if not (accept_float32_rounding and errors and _is_rounding(*errors)):
                         raise VerificationError(f"{error}{_float64_diagnosis(errors)}") from None
                     diffs.append(_differences(want, got))
-                    report.float32_rounding.append(f"batch {r} output {o}: onnxruntime off by {errors[0]:.3g}, "
-                                                   f"Kinone by {errors[1]:.3g}")
+                    report.float32_rounding.append(
+                        f"batch {r} output {o}: onnxruntime off by {errors[0]:.3g}, Kinone by {errors[1]:.3g}"
+                    )
                 report.max_abs_diff = max(report.max_abs_diff, diffs[-1][0])
                 report.max_rel_diff = max(report.max_rel_diff, diffs[-1][1])
             report.runs.append({"batch_size": batch, "max_abs_diff": [d[0] for d in diffs]})
@@ -161,12 +174,16 @@ def _float64_diagnosis(errors: tuple[float, float] | None) -> str:
     if errors is None:
         return ""
     ort_error, kinone_error = errors
-    verdict = (" The two float32 results are about as far from the float64 one as from each other: this is float32 "
-               "rounding (deep or ill-conditioned networks), not the export; pass a larger atol to accept it."
-               if _is_rounding(ort_error, kinone_error) else " onnxruntime is much further from it than Kinone's "
-               "float32: the export is likely wrong.")
-    return (f". Against Kinone in float64: onnxruntime is off by up to {ort_error:.3g}, Kinone's float32 by "
-            f"up to {kinone_error:.3g}.{verdict}")
+    verdict = (
+        " The two float32 results are about as far from the float64 one as from each other: this is float32 "
+        "rounding (deep or ill-conditioned networks), not the export; pass a larger atol to accept it."
+        if _is_rounding(ort_error, kinone_error)
+        else " onnxruntime is much further from it than Kinone's float32: the export is likely wrong."
+    )
+    return (
+        f". Against Kinone in float64: onnxruntime is off by up to {ort_error:.3g}, Kinone's float32 by "
+        f"up to {kinone_error:.3g}.{verdict}"
+    )
 
 
 def _differences(want: np.ndarray, got: np.ndarray) -> tuple[float, float]:

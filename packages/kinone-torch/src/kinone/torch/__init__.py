@@ -27,17 +27,25 @@ from kinone.autograd import Tensor
 from kinone.nn import functional as _functional
 from kinone.optim import lr_scheduler as _lr_scheduler
 
-from . import _parallel, accelerator, autograd, backends, onnx, serialization, utils
-from .__about__ import __version__
-from .serialization import load, save
+# Re-exported through the computed __all__ below.
+from . import _parallel, accelerator, autograd, backends, onnx, serialization, utils  # noqa: F401
+from .__about__ import __version__  # noqa: F401
+from .serialization import load, save  # noqa: F401
 
 cuda = _autograd.cuda
 
 # `import kinone.torch.nn.functional as F` and `from kinone.torch.optim.lr_scheduler import
 # StepLR` find these entries: the submodules are Kinone's modules themselves, not copies.
-for _name, _module in {"nn": nn, "nn.functional": _functional, "nn.init": nn.init, "optim": optim,
-                       "optim.lr_scheduler": _lr_scheduler, "cuda": cuda,
-                       "nn.parallel": _parallel, "nn.modules": nn.modules}.items():
+for _name, _module in {
+    "nn": nn,
+    "nn.functional": _functional,
+    "nn.init": nn.init,
+    "optim": optim,
+    "optim.lr_scheduler": _lr_scheduler,
+    "cuda": cuda,
+    "nn.parallel": _parallel,
+    "nn.modules": nn.modules,
+}.items():
     _sys.modules.setdefault(f"{__name__}.{_name}", _module)
 for _name in nn.modules.__all__:  # `torch.nn.modules.rnn.LSTM`, as PyTorch's safe_globals lists name it
     _sys.modules.setdefault(f"{__name__}.nn.modules.{_name}", getattr(nn.modules, _name))
@@ -61,6 +69,23 @@ def numel(tensor: Tensor) -> int:
     return int(tensor.data.size)
 
 
-__all__ = sorted({*_autograd.__all__, "Size", "accelerator", "autograd", "backends", "cuda", "is_tensor", "load",
-                  "nn", "numel", "onnx", "optim", "save", "serialization", "utils",
-                  "__version__"})
+__all__ = sorted(
+    {
+        *_autograd.__all__,
+        "Size",
+        "accelerator",
+        "autograd",
+        "backends",
+        "cuda",
+        "is_tensor",
+        "load",
+        "nn",
+        "numel",
+        "onnx",
+        "optim",
+        "save",
+        "serialization",
+        "utils",
+        "__version__",
+    }
+)

@@ -11,7 +11,8 @@ def data_parallel(module, inputs, device_ids=None, output_device=None, dim=0, mo
     if device_ids is not None and len(list(device_ids)) > 1:
         raise NotImplementedError(
             f"kinone.torch.nn.parallel.data_parallel: {len(list(device_ids))} devices asked; Kinone runs one device per "
-            "process: launch with mpiexec and use kinone.distributed (DistributedSampler, gradient allreduce)")
+            "process: launch with mpiexec and use kinone.distributed (DistributedSampler, gradient allreduce)"
+        )
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     return module(*inputs, **(module_kwargs or {}))
 
@@ -20,4 +21,5 @@ class DataParallel:
     def __init__(self, module, device_ids=None, output_device=None, dim=0):
         raise NotImplementedError(
             "kinone.torch.nn.parallel.DataParallel: Kinone runs one device per process: launch with mpiexec and use "
-            "kinone.distributed (DistributedSampler, gradient allreduce)")
+            "kinone.distributed (DistributedSampler, gradient allreduce)"
+        )

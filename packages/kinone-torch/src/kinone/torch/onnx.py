@@ -10,7 +10,8 @@ from __future__ import annotations
 def export(model, args=(), f=None, *unused, **kwargs):
     raise NotImplementedError(
         "kinone.torch.onnx.export: kinone-torch does not export ONNX; call kinone.onnx.export(model, example_input, "
-        f"{f!r}) from the kinone-onnx package (pip install kinone-onnx)")
+        f"{f!r}) from the kinone-onnx package (pip install kinone-onnx)"
+    )
 
 
 def is_in_onnx_export() -> bool:

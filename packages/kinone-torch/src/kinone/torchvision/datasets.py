@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,18 +32,23 @@ def read_idx(path: Path) -> np.ndarray:
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = 4 + 4 * ndim + int(np.prod(dims)) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(f"kinone.torchvision.datasets: {path} holds {len(raw)} bytes; its header {tuple(dims)} "
-                         f"needs {expected}")
+        raise ValueError(
+            f"kinone.torchvision.datasets: {path} holds {len(raw)} bytes; its header {tuple(dims)} needs {expected}"
+        )
     return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(dims)
 
 
 class MNIST(Dataset):
     """torchvision's MNIST: (PIL image, int) pairs from the raw IDX files under `root`."""
 
-    files = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-    classes = [f"{i} - {name}" for i, name in enumerate(
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])]
+    files: ClassVar[dict] = {
+        True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    }
+    classes: ClassVar[list] = [
+        f"{i} - {name}"
+        for i, name in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    ]
 
     def __init__(self, root, train: bool = True, transform=None, target_transform=None, download: bool = False):
         self.root, self.train = Path(root), train
@@ -53,10 +59,13 @@ class MNIST(Dataset):
         if missing:
             raise FileNotFoundError(
                 f"kinone.torchvision.datasets.{type(self).__name__}: no {', '.join(missing)}[.gz] in {raw} "
-                f"(Kinone downloads nothing{'; download=True only looks there' if download else ''}: put the raw files there)")
+                f"(Kinone downloads nothing{'; download=True only looks there' if download else ''}: put the raw files there)"
+            )
         self.data, self.targets = read_idx(paths[0]), read_idx(paths[1]).astype(np.int64)
         if len(self.data) != len(self.targets):
-            raise ValueError(f"kinone.torchvision.datasets: {raw}: {len(self.data)} images but {len(self.targets)} labels")
+            raise ValueError(
+                f"kinone.torchvision.datasets: {raw}: {len(self.data)} images but {len(self.targets)} labels"
+            )
 
     @staticmethod
     def _find(folder: Path, name: str) -> Path | None:
@@ -80,15 +89,33 @@ class MNIST(Dataset):
 
 
 class FashionMNIST(MNIST):
-    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    classes: ClassVar[list] = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
 
 
 class FakeData(Dataset):
     """torchvision's FakeData: `size` random PIL images of `image_size` (C, H, W) and random
     targets, the same ones for the same `random_offset` (each drawn from its index)."""
 
-    def __init__(self, size: int = 1000, image_size=(3, 224, 224), num_classes: int = 10, transform=None,
-                 target_transform=None, random_offset: int = 0):
+    def __init__(
+        self,
+        size: int = 1000,
+        image_size=(3, 224, 224),
+        num_classes: int = 10,
+        transform=None,
+        target_transform=None,
+        random_offset: int = 0,
+    ):
         self.size, self.image_size, self.num_classes = size, tuple(image_size), num_classes
         self.transform, self.target_transform, self.random_offset = transform, target_transform, random_offset
 

@@ -33,7 +33,9 @@ def _as_batch(tensor) -> np.ndarray:
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4:
-        raise ValueError(f"kinone.torchvision.utils.make_grid: expected (B, C, H, W), (C, H, W) or (H, W), got {array.shape}")
+        raise ValueError(
+            f"kinone.torchvision.utils.make_grid: expected (B, C, H, W), (C, H, W) or (H, W), got {array.shape}"
+        )
     if array.shape[1] == 1:
         array = np.repeat(array, 3, axis=1)
     return array
@@ -51,8 +53,15 @@ def _normalize(images: np.ndarray, value_range, scale_each: bool) -> np.ndarray:
     return images
 
 
-def make_grid(tensor, nrow: int = 8, padding: int = 2, normalize: bool = False, value_range=None,
-              scale_each: bool = False, pad_value: float = 0.0) -> Tensor:
+def make_grid(
+    tensor,
+    nrow: int = 8,
+    padding: int = 2,
+    normalize: bool = False,
+    value_range=None,
+    scale_each: bool = False,
+    pad_value: float = 0.0,
+) -> Tensor:
     """The images of `tensor` in one (3, H', W') image, `nrow` a row (module docstring)."""
     images = _as_batch(tensor)
     if normalize:
@@ -67,7 +76,7 @@ def make_grid(tensor, nrow: int = 8, padding: int = 2, normalize: bool = False, 
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         top, left = row * cell_h + padding, column * cell_w + padding
-        grid[:, top:top + height, left:left + width] = image
+        grid[:, top : top + height, left : left + width] = image
     return Tensor(grid)
 
 

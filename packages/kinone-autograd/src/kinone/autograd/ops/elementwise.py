@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import numbers
+
+import numpy as np
 
 from ..function import Function
 from .promotion import floating
@@ -126,7 +126,9 @@ class Clip(Function):
 
     @staticmethod
     def forward(ctx, x, *, min=None, max=None):
-        if x.dtype.kind in "iub" and not all(bound is None or isinstance(bound, numbers.Integral) for bound in (min, max)):
+        if x.dtype.kind in "iub" and not all(
+            bound is None or isinstance(bound, numbers.Integral) for bound in (min, max)
+        ):
             x = floating(x)
         if min is not None and max is not None:
             inside = (x >= min) & (x <= max)

@@ -26,9 +26,13 @@ def _check_index(op: str, x, index, axis: int, src=None) -> None:
     if index.dtype != np.int64:
         raise TypeError(f"{op}: index must be an int64 tensor (as in PyTorch), got dtype {index.dtype}")
     if index.ndim != x.ndim:
-        raise ValueError(f"{op}: index has {index.ndim} dims but the tensor has {x.ndim} (shape {x.shape}); they must match")
+        raise ValueError(
+            f"{op}: index has {index.ndim} dims but the tensor has {x.ndim} (shape {x.shape}); they must match"
+        )
     if any(i > s for d, (i, s) in enumerate(zip(index.shape, x.shape)) if d != axis):
-        raise ValueError(f"{op}: index of shape {index.shape} is larger than the tensor's shape {x.shape} outside dim {axis}")
+        raise ValueError(
+            f"{op}: index of shape {index.shape} is larger than the tensor's shape {x.shape} outside dim {axis}"
+        )
     if src is not None and (src.ndim != index.ndim or any(i > s for i, s in zip(index.shape, src.shape))):
         raise ValueError(f"{op}: index of shape {index.shape} is larger than src of shape {src.shape}")
 
@@ -63,7 +67,9 @@ def full_index(index, axis: int) -> tuple:
 
 
 def _out_of_range(op: str, size: int, error: IndexError) -> IndexError:
-    return IndexError(f"{op}: an index is out of range for a dim of size {size} (negative indices count from the end): {error}")
+    return IndexError(
+        f"{op}: an index is out of range for a dim of size {size} (negative indices count from the end): {error}"
+    )
 
 
 class Gather(Function):
@@ -175,5 +181,7 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {fill.shape}")
     out = Where.apply(mask, fill, input)
     if out.shape != input.shape:
-        raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the tensor's shape {input.shape}")
+        raise ValueError(
+            f"masked_fill: mask of shape {mask.shape} does not broadcast to the tensor's shape {input.shape}"
+        )
     return out

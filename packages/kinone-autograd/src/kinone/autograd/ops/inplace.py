@@ -154,7 +154,7 @@ class RandomInPlace(Function):
 def _sum_to(grad, shape: tuple):
     """`grad`, shaped like the indexed region, summed to `shape` (the value's, which broadcast to
     the region; numpy also lets a value carry extra leading 1s)."""
-    inner = shape[max(len(shape) - grad.ndim, 0):]
+    inner = shape[max(len(shape) - grad.ndim, 0) :]
     lead = grad.ndim - len(inner)
     broadcast = (lead + i for i, size in enumerate(inner) if size == 1 and grad.shape[lead + i] != 1)
     axes = (*range(lead), *broadcast)
@@ -183,8 +183,10 @@ class SetItemInPlace(Function):
         except IndexError as error:
             raise IndexError(f"setitem: index {index!r} is invalid for a tensor of shape {y.shape}: {error}") from None
         except ValueError:
-            raise RuntimeError(f"setitem: a value of shape {value.shape} does not broadcast to the shape "
-                               f"{y[index].shape} of the indexed region of a tensor of shape {y.shape}") from None
+            raise RuntimeError(
+                f"setitem: a value of shape {value.shape} does not broadcast to the shape "
+                f"{y[index].shape} of the indexed region of a tensor of shape {y.shape}"
+            ) from None
         return y
 
     @staticmethod

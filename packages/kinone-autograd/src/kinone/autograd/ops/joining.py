@@ -27,7 +27,10 @@ class Cat(Function):
         xs = promote(*xs)
         axis = _axis("cat", dim, xs[0].ndim)
         for i, x in enumerate(xs):
-            if x.ndim != xs[0].ndim or x.shape[:axis] + x.shape[axis + 1 :] != xs[0].shape[:axis] + xs[0].shape[axis + 1 :]:
+            if (
+                x.ndim != xs[0].ndim
+                or x.shape[:axis] + x.shape[axis + 1 :] != xs[0].shape[:axis] + xs[0].shape[axis + 1 :]
+            ):
                 raise ValueError(
                     f"cat: tensor {i} has shape {x.shape} but tensor 0 has shape {xs[0].shape}; "
                     f"all dims except dim {dim} must match"
@@ -71,7 +74,9 @@ class Where(Function):
         try:
             out = np.where(cond, a, b)
         except ValueError:
-            raise ValueError(f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together") from None
+            raise ValueError(
+                f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together"
+            ) from None
         ctx.save_for_backward(cond)
         return out
 

@@ -72,6 +72,8 @@ def mm(input, mat2):
     """The product of two matrices (torch.mm: both 2-D, no broadcasting; see `MatMul`)."""
     for name, operand in (("self", input), ("mat2", mat2)):
         if operand.ndim != 2:
-            raise RuntimeError(f"mm: {name} must be a matrix (2-D), got shape {tuple(operand.shape)}; "
-                               "use matmul (or bmm) for other shapes")
+            raise RuntimeError(
+                f"mm: {name} must be a matrix (2-D), got shape {tuple(operand.shape)}; "
+                "use matmul (or bmm) for other shapes"
+            )
     return MatMul.apply(input, mat2)

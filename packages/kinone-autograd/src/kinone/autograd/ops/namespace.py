@@ -26,12 +26,14 @@ def _method(name: str):
 
     function.__name__ = function.__qualname__ = name
     function.__module__ = "kinone.autograd"
-    function.__doc__ = f"`{name}(input, ...)` is `input.{name}(...)`." + (f"\n\n{method.__doc__}" if method.__doc__ else "")
+    function.__doc__ = f"`{name}(input, ...)` is `input.{name}(...)`." + (
+        f"\n\n{method.__doc__}" if method.__doc__ else ""
+    )
     return function
 
 
 # Elementwise and arithmetic.
-abs = _method("abs")  # noqa: A001 - PyTorch's names, here and below
+abs = _method("abs")
 exp = _method("exp")
 log = _method("log")
 sqrt = _method("sqrt")
@@ -55,7 +57,7 @@ gt = _method("gt")
 ge = _method("ge")
 equal = _method("equal")
 # Reductions.
-sum = _method("sum")  # noqa: A001
+sum = _method("sum")
 mean = _method("mean")
 var = _method("var")
 std = _method("std")
@@ -76,11 +78,13 @@ detach = _method("detach")
 numel = _method("numel")
 
 
-def pow(input, exponent):  # noqa: A001 - PyTorch's name
+def pow(input, exponent):
     """`input ** exponent`; either side may be a number (torch.pow)."""
     if isinstance(input, numbers.Number):
         if not isinstance(exponent, Tensor):
-            raise TypeError(f"pow: expected a Tensor on one side, got {type(input).__name__} and {type(exponent).__name__}")
+            raise TypeError(
+                f"pow: expected a Tensor on one side, got {type(input).__name__} and {type(exponent).__name__}"
+            )
         return exponent.__rpow__(input)
     if not isinstance(input, Tensor):
         raise TypeError(f"pow: expected a Tensor as input, got {type(input).__name__}")

@@ -9,12 +9,12 @@ from typing import NamedTuple
 from ..tensor import Tensor
 
 
-class max(NamedTuple):  # noqa: A001 - PyTorch's name (torch.return_types.max)
+class max(NamedTuple):
     values: Tensor
     indices: Tensor
 
 
-class min(NamedTuple):  # noqa: A001 - PyTorch's name (torch.return_types.min)
+class min(NamedTuple):
     values: Tensor
     indices: Tensor
 

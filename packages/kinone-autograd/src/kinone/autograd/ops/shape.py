@@ -19,7 +19,9 @@ class Reshape(Function):
         try:
             return x.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}") from None
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
+            ) from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -97,8 +99,10 @@ class Repeat(Function):
     @staticmethod
     def forward(ctx, x, *, repeats):
         if len(repeats) < x.ndim:
-            raise ValueError(f"repeat: {len(repeats)} repeats given for a tensor of {x.ndim} dims (shape {x.shape}); "
-                             "give at least one per dim")
+            raise ValueError(
+                f"repeat: {len(repeats)} repeats given for a tensor of {x.ndim} dims (shape {x.shape}); "
+                "give at least one per dim"
+            )
         padded = (1,) * (len(repeats) - x.ndim) + x.shape
         ctx.input_shape, ctx.padded, ctx.repeats = x.shape, padded, repeats
         return np.tile(x.reshape(padded), repeats)
@@ -184,8 +188,9 @@ def narrow(input, dim: int, start, length: int):
     (axis,) = _dim_list(dim, input.ndim, "narrow")
     size, start, length = input.shape[axis], int(start), int(length)
     if not -size <= start <= size:
-        raise IndexError(f"narrow: start {start} is out of range for dim {dim} of size {size} "
-                         f"(expected in [{-size}, {size}])")
+        raise IndexError(
+            f"narrow: start {start} is out of range for dim {dim} of size {size} (expected in [{-size}, {size}])"
+        )
     if start < 0:
         start += size
     if length < 0:
@@ -199,8 +204,10 @@ def t(input):
     """`input` with its two dims swapped (torch.t): a 0-d or 1-D tensor as it is (a view),
     a 3-D or larger one refused, as PyTorch."""
     if input.ndim > 2:
-        raise RuntimeError(f"t: expects a tensor with <= 2 dimensions, but the input is {input.ndim}-D "
-                           f"(shape {tuple(input.shape)}); use transpose(dim0, dim1) or .mT")
+        raise RuntimeError(
+            f"t: expects a tensor with <= 2 dimensions, but the input is {input.ndim}-D "
+            f"(shape {tuple(input.shape)}); use transpose(dim0, dim1) or .mT"
+        )
     return Permute.apply(input, dims=tuple(reversed(range(input.ndim))))
 
 

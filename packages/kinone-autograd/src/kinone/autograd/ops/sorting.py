@@ -143,14 +143,14 @@ def _extremum(op: str, index_function, reduce_all, elementwise, named, input, di
     return named(values, indices)
 
 
-def max(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+def max(input: Tensor, dim=None, keepdim: bool = False):
     """torch.max: `max(x)` the largest element (a tensor; the gradient shared among ties);
     `max(x, dim, keepdim=False)` the named tuple (values, indices) of the largest along dim
     (first of ties; the gradient to that index); `max(x, other)` the elementwise maximum."""
     return _extremum("max", ArgMax, Amax, Maximum, return_types.max, input, dim, keepdim)
 
 
-def min(input: Tensor, dim=None, keepdim: bool = False):  # noqa: A001 - PyTorch's name
+def min(input: Tensor, dim=None, keepdim: bool = False):
     """torch.min: as `max`, for the smallest."""
     return _extremum("min", ArgMin, Amin, Minimum, return_types.min, input, dim, keepdim)
 
@@ -167,7 +167,7 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     return _indices(Argsort, input, dim=dim, descending=bool(descending))
 
 
-def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
     """The named tuple (values, indices) of the `k` largest (smallest when not `largest`)
     elements along `dim` (torch.topk); always in sorted order; gradient to the values."""
     indices = _indices(TopKIndices, input, k=builtins.int(k), dim=dim, largest=bool(largest))

@@ -278,6 +278,6 @@ def trunc(input):
     return Trunc.apply(input)
 
 
-def round(input, *, decimals: int = 0):  # noqa: A001 - PyTorch's name
+def round(input, *, decimals: int = 0):
     """Round halves to even (as torch.round); `decimals` places after the point."""
     return Round.apply(input, decimals=int(decimals))

@@ -387,7 +387,7 @@ class CsvRows:
         return f"data row {row + 1}"  # the two readers disagree: say what pandas saw
 
     def where(self, row: int) -> str:
-        """"line 57 (image '00000013_005.png')" for the pandas row `row`."""
+        """ "line 57 (image '00000013_005.png')" for the pandas row `row`."""
         return f"{self.line(row)} (image {self.frame[IMAGE_COLUMN].iloc[row].strip()!r})"
 
     def check_complete(self) -> None:
@@ -430,7 +430,7 @@ def read_split_list(path: Path) -> tuple[list[str], list[str]]:
 
 
 def first_few(names: list[str]) -> str:
-    """"'a', 'b', 'c', ... (N more)": the first SHOWN_NAMES names and how many are left out."""
+    """ "'a', 'b', 'c', ... (N more)": the first SHOWN_NAMES names and how many are left out."""
     shown = ", ".join(repr(name) for name in names[:SHOWN_NAMES])
     return shown + (f", ... ({len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES else "")
 

@@ -4,24 +4,44 @@ One family per module; heavy ops (convolution, pooling, batch norm, the losses) 
 Functions with fused analytic backward passes.
 """
 
-from .activation import erf, gelu, log_softmax, relu, sigmoid, silu, softmax, tanh
-from .conv import conv2d
-from .dropout import dropout
-from .linear import linear
-from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
-from .normalization import batch_norm
-from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-from .embedding import embedding
-from .normalization import group_norm, instance_norm, layer_norm
+from .activation import (
+    elu,
+    erf,
+    gelu,
+    hardsigmoid,
+    hardswish,
+    leaky_relu,
+    log_softmax,
+    mish,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
 from .attention import multi_head_attention_forward, scaled_dot_product_attention
-from .activation import elu, hardsigmoid, hardswish, leaky_relu, mish, relu6, softplus
-from .dropout import dropout2d
-from .conv import conv1d, conv_transpose2d
+from .conv import conv1d, conv2d, conv_transpose2d
+from .distance import cosine_similarity
+from .dropout import dropout, dropout2d
+from .embedding import embedding
+from .linear import linear
+from .loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from .normalization import batch_norm, group_norm, instance_norm, layer_norm
 from .padding import pad
 from .pixel_shuffle import pixel_shuffle
+from .pooling import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .upsample import interpolate
-from .distance import cosine_similarity
-from .loss import binary_cross_entropy, kl_div, l1_loss, smooth_l1_loss
 
 __all__ = [
     "adaptive_avg_pool2d",

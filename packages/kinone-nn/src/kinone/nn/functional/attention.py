@@ -58,13 +58,22 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, dropout_p: floa
 
 
 def scaled_dot_product_attention(
-    query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None, enable_gqa: bool = False
+    query,
+    key,
+    value,
+    attn_mask=None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale=None,
+    enable_gqa: bool = False,
 ) -> Tensor:
     """softmax(Q·Kᵀ·scale + M) · V over inputs (..., L, E), (..., S, E), (..., S, Ev), scale 1/√E
     by default. A boolean attn_mask is True where attention is allowed; is_causal lets query i
     attend to keys 0..i. Dropout with dropout_p applies whenever dropout_p > 0, as PyTorch."""
     if enable_gqa:
-        raise NotImplementedError("scaled_dot_product_attention: enable_gqa=True (grouped-query attention) is not supported by Kinone")
+        raise NotImplementedError(
+            "scaled_dot_product_attention: enable_gqa=True (grouped-query attention) is not supported by Kinone"
+        )
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
     length, source = query.shape[-2], key.shape[-2]

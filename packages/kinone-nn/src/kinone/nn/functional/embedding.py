@@ -62,8 +62,15 @@ def _renorm_rows(indices: Tensor, weight: Tensor, max_norm: float, norm_type: fl
     increment_version(weight)
 
 
-def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
-              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+def embedding(
+    input,
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
     """Rows of weight (V, D) at the integer indices of input (any shape): output (*input.shape, D).
 
     padding_idx: that row receives no gradient (its value is used as it is). max_norm: the rows
@@ -88,8 +95,10 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
         low, high = int(input.data.min()), int(input.data.max())
         if low < 0 or high >= num_embeddings:
             bad = low if low < 0 else high
-            raise IndexError(f"{op}: index {bad} is out of range for a weight of {num_embeddings} rows "
-                             f"(expected 0 <= index < {num_embeddings})")
+            raise IndexError(
+                f"{op}: index {bad} is out of range for a weight of {num_embeddings} rows "
+                f"(expected 0 <= index < {num_embeddings})"
+            )
     if max_norm is not None:
         _renorm_rows(input, weight, float(max_norm), float(norm_type))
     return Embedding.apply(input, weight, padding_idx=padding_idx, scale_grad_by_freq=bool(scale_grad_by_freq))

@@ -292,8 +292,9 @@ class NLL(Function):
         return (dx, *(None,) * (len(ctx.needs_input_grad) - 1))
 
 
-def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Tensor:
+def nll_loss(
+    input: Tensor, target, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
     """Negative log-likelihood of log-probabilities input (class dim 1, or 0 for (C,)) at the
     integer class targets (as torch.nn.functional.nll_loss)."""
     op = "nll_loss"
@@ -488,8 +489,9 @@ class BinaryCrossEntropy(Function):
         return (dx, dt, *(None,) * (len(ctx.needs_input_grad) - 2))
 
 
-def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, size_average=None, reduce=None,
-                         reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(
+    input: Tensor, target, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean"
+) -> Tensor:
     """Binary cross-entropy between probabilities input (in [0, 1]) and target, each log
     clamped at -100 (as torch.nn.functional.binary_cross_entropy). `weight` rescales each
     element and broadcasts to input's shape. Prefer binary_cross_entropy_with_logits on logits."""
@@ -500,8 +502,10 @@ def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, si
     target = _pointwise_target(op, input, target)
     x = input.data
     if x.size and bool(((x < 0) | (x > 1)).any()):
-        raise ValueError(f"{op}: every element of input must be a probability in [0, 1] (apply sigmoid first, "
-                         "or use binary_cross_entropy_with_logits on logits)")
+        raise ValueError(
+            f"{op}: every element of input must be a probability in [0, 1] (apply sigmoid first, "
+            "or use binary_cross_entropy_with_logits on logits)"
+        )
     weight = _constant(op, "weight", weight)
     if weight is not None:
         try:
@@ -509,7 +513,9 @@ def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, si
         except ValueError:
             broadcast = None
         if broadcast != input.shape:
-            raise ValueError(f"{op}: weight of shape {weight.shape} does not broadcast to the input's shape {input.shape}")
+            raise ValueError(
+                f"{op}: weight of shape {weight.shape} does not broadcast to the input's shape {input.shape}"
+            )
     tensors = (input, target) if weight is None else (input, target, weight)
     return BinaryCrossEntropy.apply(*tensors, reduction=reduction)
 
@@ -567,8 +573,9 @@ class SmoothL1(Function):
         return (dx if ctx.needs_input_grad[0] else None, -dx if ctx.needs_input_grad[1] else None)
 
 
-def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
-                   beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(
+    input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0
+) -> Tensor:
     """Squared below beta, absolute above it: 0.5 · d² / beta where |d| < beta, else |d| - beta / 2,
     d = input - target (as torch.nn.functional.smooth_l1_loss; beta = 0 is l1_loss)."""
     op = "smooth_l1_loss"
@@ -625,8 +632,9 @@ def _kl_normaliser(reduction: str, x) -> tuple[str, int | None]:
     return reduction, x.size if reduction == "mean" else None
 
 
-def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
-           log_target: bool = False) -> Tensor:
+def kl_div(
+    input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False
+) -> Tensor:
     """Kullback-Leibler divergence KL(target || exp(input)) pointwise, input holding
     log-probabilities and target probabilities (log-probabilities with log_target), reduced
     (as torch.nn.functional.kl_div). reduction="batchmean" divides the sum by the batch size

@@ -23,7 +23,6 @@ import numpy as np
 
 from kinone.autograd import Function, Tensor, increment_version, is_grad_enabled
 
-
 # Per-channel vectors meet the (N, C, L) view of x as a (C, L) block copied from the vector:
 # NumPy runs a broadcast (C, 1) operand through a slow stride-0 inner loop (x·s on
 # (16, 64, 1024) float32: 0.22 ms), while a cache-resident (C, L) block coalesces with x into
@@ -150,7 +149,6 @@ class BatchNormEval(Function):
         return (dx, None, None, *(grads.get(name) for name in ctx.inputs))
 
 
-
 def update_running_stats(given: dict, mean, var, count: int, momentum: float) -> None:
     """running = (1 - momentum) · running + momentum · batch statistic (the unbiased variance
     count / (count - 1) · var), in place, when `given` holds running_mean and running_var."""
@@ -208,7 +206,9 @@ def batch_norm(
     with the unbiased batch variance. Otherwise the running statistics are used.
     """
     if x.ndim < 2:
-        raise ValueError(f"batch_norm: expected an input of shape (N, C), (N, C, L) or (N, C, H, W), got shape {x.shape}")
+        raise ValueError(
+            f"batch_norm: expected an input of shape (N, C), (N, C, L) or (N, C, H, W), got shape {x.shape}"
+        )
     if x.dtype.kind != "f":
         raise TypeError(f"batch_norm: expected a floating-point input, got dtype {x.dtype}")
     channels = x.shape[1]
@@ -274,7 +274,7 @@ class LayerNorm(Function):
     def forward(ctx, x, *optional, inputs=(), normalized_ndim=1, eps=1e-5):
         given = dict(zip(inputs, optional))
         weight, bias = given.get("weight"), given.get("bias")
-        features = math.prod(x.shape[x.ndim - normalized_ndim:])
+        features = math.prod(x.shape[x.ndim - normalized_ndim :])
         xhat, invstd = _normalize_rows(x.reshape(-1, features), eps)
         out = xhat * weight.reshape(-1).astype(x.dtype, copy=False) if weight is not None else xhat.copy()
         if bias is not None:
@@ -291,7 +291,7 @@ class LayerNorm(Function):
         if ctx.needs_input_grad[0]:
             gxhat = grad2 if weight is None else grad2 * weight.reshape(-1).astype(grad.dtype, copy=False)
             dx = _rows_input_grad(gxhat, xhat, invstd).reshape(grad.shape)
-        shape = grad.shape[grad.ndim - ctx.attrs["normalized_ndim"]:]
+        shape = grad.shape[grad.ndim - ctx.attrs["normalized_ndim"] :]
         grads = {}
         if "weight" in ctx.inputs:
             grads["weight"] = (grad2 * xhat).sum(axis=0).reshape(shape)
@@ -359,8 +359,9 @@ def _check_floating(op: str, x) -> None:
         raise TypeError(f"{op}: expected a floating-point input, got dtype {x.dtype}")
 
 
-def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
-               eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
     """Normalise over the last len(normalized_shape) dims of input to zero mean and unit
     (biased) variance, then scale by weight and shift by bias, both of shape normalized_shape
     (as torch.nn.functional.layer_norm)."""
@@ -368,7 +369,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     _check_floating(op, input)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(normalized_shape)
-    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != normalized_shape:
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k :]) != normalized_shape:
         raise ValueError(
             f"{op}: input of shape {input.shape} does not end in normalized_shape {list(normalized_shape)}: "
             f"expected an input of shape (*, {', '.join(map(str, normalized_shape))})"
@@ -377,8 +378,9 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     return LayerNorm.apply(input, *tensors, inputs=names, normalized_ndim=k, eps=float(eps))
 
 
-def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
-               eps: float = 1e-5) -> Tensor:
+def group_norm(
+    input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
     """Normalise each group of C / num_groups channels of each sample (over those channels and
     all positions) to zero mean and unit (biased) variance, then scale and shift per channel
     (as torch.nn.functional.group_norm); input (N, C, *)."""
@@ -388,14 +390,23 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
         raise ValueError(f"{op}: expected an input of shape (N, C, *), got shape {input.shape}")
     channels = input.shape[1]
     if not isinstance(num_groups, int) or num_groups <= 0 or channels % num_groups:
-        raise ValueError(f"{op}: the {channels} channels of input {input.shape} must divide into num_groups={num_groups}")
+        raise ValueError(
+            f"{op}: the {channels} channels of input {input.shape} must divide into num_groups={num_groups}"
+        )
     names, tensors = _affine_inputs(op, weight, bias, (channels,), "one value per channel (dim 1)")
     return GroupNorm.apply(input, *tensors, inputs=names, num_groups=num_groups, eps=float(eps))
 
 
-def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,
-                  weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True,
-                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise each channel of each sample over its positions (input (N, C, *)), then scale and
     shift per channel (as torch.nn.functional.instance_norm). With use_input_stats the
     statistics are the sample's, and running_mean / running_var (if given) are updated in
@@ -404,7 +415,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     op = "instance_norm"
     _check_floating(op, input)
     if input.ndim < 3:
-        raise ValueError(f"{op}: expected an input of shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got shape {input.shape}")
+        raise ValueError(
+            f"{op}: expected an input of shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got shape {input.shape}"
+        )
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
     if not use_input_stats:
@@ -420,8 +433,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     return out
 
 
-def _update_instance_running_stats(x: Tensor, running_mean: Tensor, running_var: Tensor, positions: int,
-                                   momentum: float) -> None:
+def _update_instance_running_stats(
+    x: Tensor, running_mean: Tensor, running_var: Tensor, positions: int, momentum: float
+) -> None:
     """running = (1 - momentum) · running + momentum · (the batch's average of each sample's
     statistic), the variance unbiased (positions / (positions - 1)), as PyTorch."""
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):

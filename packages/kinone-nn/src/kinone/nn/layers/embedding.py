@@ -17,9 +17,19 @@ class Embedding(Module):
     Initialised as PyTorch: weight ~ N(0, 1), with the padding_idx row zeroed (it then receives
     no gradient, so it stays zero unless set)."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                 sparse: bool = False, _weight=None, _freeze: bool = False, dtype=np.float32):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight=None,
+        _freeze: bool = False,
+        dtype=np.float32,
+    ):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None:
@@ -34,8 +44,10 @@ class Embedding(Module):
         else:
             data = _weight.data if isinstance(_weight, Tensor) else np.asarray(_weight)
             if tuple(data.shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"Embedding: _weight of shape {tuple(data.shape)} does not match "
-                                 f"(num_embeddings, embedding_dim) = {(num_embeddings, embedding_dim)}")
+                raise ValueError(
+                    f"Embedding: _weight of shape {tuple(data.shape)} does not match "
+                    f"(num_embeddings, embedding_dim) = {(num_embeddings, embedding_dim)}"
+                )
             self.weight = Parameter(data, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
@@ -44,20 +56,38 @@ class Embedding(Module):
             self.weight.data[self.padding_idx] = 0
 
     def forward(self, input):
-        return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
-                         self.scale_grad_by_freq, self.sparse)
+        return embedding(
+            input, self.weight, self.padding_idx, self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse
+        )
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None,
-                        max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                        sparse: bool = False) -> "Embedding":
+    def from_pretrained(
+        cls,
+        embeddings,
+        freeze: bool = True,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+    ) -> Embedding:
         """An Embedding whose weight is `embeddings` (2-D), frozen unless freeze=False."""
         data = embeddings.data if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         if data.ndim != 2:
             raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {tuple(data.shape)}")
         rows, dim = data.shape
-        return cls(rows, dim, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, _weight=data.copy(),
-                   _freeze=freeze, dtype=data.dtype)
+        return cls(
+            rows,
+            dim,
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            _weight=data.copy(),
+            _freeze=freeze,
+            dtype=data.dtype,
+        )
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"

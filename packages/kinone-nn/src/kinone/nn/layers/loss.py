@@ -19,8 +19,14 @@ class CrossEntropyLoss(Module):
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
 
     def forward(self, logits, target):
-        return F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
-                               reduction=self.reduction, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            logits,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
 
 
 class NLLLoss(Module):
@@ -32,7 +38,9 @@ class NLLLoss(Module):
         self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, log_probs, target):
-        return F.nll_loss(log_probs, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+        return F.nll_loss(
+            log_probs, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction
+        )
 
 
 class BCEWithLogitsLoss(Module):
@@ -45,8 +53,9 @@ class BCEWithLogitsLoss(Module):
         self.reduction = reduction
 
     def forward(self, logits, target):
-        return F.binary_cross_entropy_with_logits(logits, target, weight=self.weight, pos_weight=self.pos_weight,
-                                                  reduction=self.reduction)
+        return F.binary_cross_entropy_with_logits(
+            logits, target, weight=self.weight, pos_weight=self.pos_weight, reduction=self.reduction
+        )
 
 
 class MSELoss(Module):

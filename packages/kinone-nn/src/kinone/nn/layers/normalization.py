@@ -22,8 +22,15 @@ class _BatchNorm(Module):
 
     expected_dims: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=np.float32):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=np.float32,
+    ):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -70,8 +77,10 @@ class _BatchNorm(Module):
         )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
@@ -93,8 +102,15 @@ class _InstanceNorm(_BatchNorm):
     eval. An unbatched input (C, *) is accepted, as PyTorch does. Defaults differ from batch
     norm's: affine=False, track_running_stats=False."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
-                 track_running_stats: bool = False, dtype=np.float32):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        dtype=np.float32,
+    ):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x):
@@ -106,11 +122,20 @@ class _InstanceNorm(_BatchNorm):
         if not batched:
             x = x.unsqueeze(0)
         if x.shape[1] != self.num_features and self.affine:
-            raise ValueError(f"{type(self).__name__}: expected input with {self.num_features} channels (dim "
-                             f"{1 if batched else 0}), got shape {x.shape if batched else x.shape[1:]}")
-        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                              use_input_stats=self.training or not self.track_running_stats,
-                              momentum=0.0 if self.momentum is None else self.momentum, eps=self.eps)
+            raise ValueError(
+                f"{type(self).__name__}: expected input with {self.num_features} channels (dim "
+                f"{1 if batched else 0}), got shape {x.shape if batched else x.shape[1:]}"
+            )
+        out = F.instance_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            use_input_stats=self.training or not self.track_running_stats,
+            momentum=0.0 if self.momentum is None else self.momentum,
+            eps=self.eps,
+        )
         return out if batched else out.squeeze(0)
 
 
@@ -137,8 +162,9 @@ class LayerNorm(Module):
     len(normalized_shape) dims of each sample; weight (ones) and bias (zeros) of shape
     normalized_shape when elementwise_affine (bias=False: no bias)."""
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 dtype=np.float32):
+    def __init__(
+        self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True, dtype=np.float32
+    ):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
@@ -170,8 +196,7 @@ class GroupNorm(Module):
     num_channels / num_groups channels (and their positions) of each sample; weight (ones)
     and bias (zeros) per channel when affine. Input (N, C, *)."""
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
-                 dtype=np.float32):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, dtype=np.float32):
         super().__init__()
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")

@@ -115,7 +115,9 @@ class RNNBase(Module):
             _check_size(f"{type(self).__name__}: {name}", value)
         _check_size(f"{type(self).__name__}: proj_size", proj_size, positive=False)
         if proj_size >= hidden_size:
-            raise ValueError(f"{type(self).__name__}: proj_size ({proj_size}) must be smaller than hidden_size ({hidden_size})")
+            raise ValueError(
+                f"{type(self).__name__}: proj_size ({proj_size}) must be smaller than hidden_size ({hidden_size})"
+            )
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{type(self).__name__}: dropout applies between recurrent layers, so dropout={dropout} "
@@ -170,7 +172,9 @@ class RNNBase(Module):
         if input.ndim not in (2, 3):
             raise ValueError(f"{name}: expected a 2-D (L, H_in) or 3-D input, got shape {input.shape}")
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: input of shape {input.shape} needs its last dim to equal input_size={self.input_size}")
+            raise ValueError(
+                f"{name}: input of shape {input.shape} needs its last dim to equal input_size={self.input_size}"
+            )
         batched = input.ndim == 3
         x = input if batched else input.unsqueeze(1)
         if self.batch_first and batched:
@@ -197,7 +201,9 @@ class RNNBase(Module):
         if hx is None and x.shape[0] > 1:
             return [None] * len(sizes)
         if hx is None:
-            return [zeros(self.num_layers * self.num_directions, batch, s, dtype=x.dtype, device=x.device) for s in sizes]
+            return [
+                zeros(self.num_layers * self.num_directions, batch, s, dtype=x.dtype, device=x.device) for s in sizes
+            ]
         given = list(hx) if self.mode == "LSTM" else [hx]
         if self.mode == "LSTM" and len(given) != 2:
             raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {len(given)} tensors")
@@ -341,7 +347,9 @@ class RNNCellBase(Module):
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: expected input to be 1-D or 2-D, got shape {input.shape}")
         if input.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: input of shape {input.shape} needs its last dim to equal input_size={self.input_size}")
+            raise ValueError(
+                f"{name}: input of shape {input.shape} needs its last dim to equal input_size={self.input_size}"
+            )
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         expected = (x.shape[0], self.hidden_size)
@@ -368,7 +376,9 @@ class RNNCellBase(Module):
 class RNNCell(RNNCellBase):
     """h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu; forward(input, hx=None) -> h'."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None):
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: unknown nonlinearity {nonlinearity!r}; select 'tanh' or 'relu'")
         super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)

@@ -16,7 +16,7 @@ the padded positions (its nested-tensor path); Kinone returns the computed value
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -90,7 +90,9 @@ class TransformerEncoderLayer(_FeedForwardLayer):
     ):
         super().__init__()
         dtype = _dtype(dtype)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype)
+        self.self_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+        )
         self._init_feed_forward(d_model, dim_feedforward, dropout, bias, dtype)
         self.norm_first = norm_first
         self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
@@ -110,7 +112,9 @@ class TransformerEncoderLayer(_FeedForwardLayer):
         return self.norm2(x + self._ff_block(x, self.dropout2))
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        out = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal)
+        out = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+        )
         return self.dropout1(out[0])
 
 
@@ -140,8 +144,12 @@ class TransformerDecoderLayer(_FeedForwardLayer):
     ):
         super().__init__()
         dtype = _dtype(dtype)
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype)
+        self.self_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+        )
+        self.multihead_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+        )
         self._init_feed_forward(d_model, dim_feedforward, dropout, bias, dtype)
         self.norm_first = norm_first
         self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
@@ -175,12 +183,20 @@ class TransformerDecoderLayer(_FeedForwardLayer):
         return self.norm3(x + self._ff_block(x, self.dropout3))
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
-        out = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal)
+        out = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+        )
         return self.dropout1(out[0])
 
     def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal) -> Tensor:
         out = self.multihead_attn(
-            x, memory, memory, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+            x,
+            memory,
+            memory,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
+            is_causal=is_causal,
         )
         return self.dropout2(out[0])
 
@@ -195,7 +211,12 @@ class TransformerEncoder(Module):
     """
 
     def __init__(
-        self, encoder_layer: Module, num_layers: int, norm: Module | None = None, enable_nested_tensor: bool = True, mask_check: bool = True
+        self,
+        encoder_layer: Module,
+        num_layers: int,
+        norm: Module | None = None,
+        enable_nested_tensor: bool = True,
+        mask_check: bool = True,
     ):
         super().__init__()
         self.layers = _get_clones(encoder_layer, num_layers)
@@ -284,17 +305,31 @@ class Transformer(Module):
     ):
         super().__init__()
         dtype = _dtype(dtype)
-        layer_args = (d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first, bias)
+        layer_args = (
+            d_model,
+            nhead,
+            dim_feedforward,
+            dropout,
+            activation,
+            layer_norm_eps,
+            batch_first,
+            norm_first,
+            bias,
+        )
         if custom_encoder is not None:
             self.encoder = custom_encoder
         else:
             encoder_norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-            self.encoder = TransformerEncoder(TransformerEncoderLayer(*layer_args, dtype=dtype), num_encoder_layers, encoder_norm)
+            self.encoder = TransformerEncoder(
+                TransformerEncoderLayer(*layer_args, dtype=dtype), num_encoder_layers, encoder_norm
+            )
         if custom_decoder is not None:
             self.decoder = custom_decoder
         else:
             decoder_norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-            self.decoder = TransformerDecoder(TransformerDecoderLayer(*layer_args, dtype=dtype), num_decoder_layers, decoder_norm)
+            self.decoder = TransformerDecoder(
+                TransformerDecoderLayer(*layer_args, dtype=dtype), num_decoder_layers, decoder_norm
+            )
         self._reset_parameters()
         self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
         if device is not None:
@@ -316,9 +351,13 @@ class Transformer(Module):
     ) -> Tensor:
         batch_dim = 0 if self.batch_first else 1
         if src.ndim == 3 and src.shape[batch_dim] != tgt.shape[batch_dim]:
-            raise ValueError(f"Transformer: src {src.shape} and tgt {tgt.shape} must have the same batch size (dim {batch_dim})")
+            raise ValueError(
+                f"Transformer: src {src.shape} and tgt {tgt.shape} must have the same batch size (dim {batch_dim})"
+            )
         if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
-            raise ValueError(f"Transformer: the last dim of src {src.shape} and tgt {tgt.shape} must equal d_model={self.d_model}")
+            raise ValueError(
+                f"Transformer: the last dim of src {src.shape} and tgt {tgt.shape} must equal d_model={self.d_model}"
+            )
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask, is_causal=src_is_causal)
         return self.decoder(
             tgt,

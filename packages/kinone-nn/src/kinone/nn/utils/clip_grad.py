@@ -38,13 +38,16 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
         total = xp.stack([(xp.abs(a.astype(np.float64)) ** norm_type).sum() for a in arrays]).sum() ** (1.0 / norm_type)
     total = total.astype(arrays[0].dtype)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {float(total)}; "
-                           "set error_if_nonfinite=False to clip anyway")
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {float(total)}; "
+            "set error_if_nonfinite=False to clip anyway"
+        )
     return Tensor(total)
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                    foreach=None) -> Tensor:
+def clip_grad_norm_(
+    parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None
+) -> Tensor:
     """Scale the gradients of `parameters` in place so that their total p-norm is at most
     `max_norm`; returns the total norm before clipping (a 0-d Tensor). `foreach` is accepted
     for PyTorch's signature."""

@@ -17,10 +17,12 @@ def vector_to_parameters(vec: Tensor, parameters) -> None:
     parameters = list(parameters)
     total = sum(p.data.size for p in parameters)
     if vec.ndim != 1 or vec.shape[0] != total:
-        raise ValueError(f"vector_to_parameters: the vector has shape {tuple(vec.shape)}; the parameters hold {total} values")
+        raise ValueError(
+            f"vector_to_parameters: the vector has shape {tuple(vec.shape)}; the parameters hold {total} values"
+        )
     offset = 0
     for p in parameters:
         size = p.data.size
-        p.data[...] = backend.as_array(vec.data[offset:offset + size], p.data).reshape(p.shape)
+        p.data[...] = backend.as_array(vec.data[offset : offset + size], p.data).reshape(p.shape)
         increment_version(p)
         offset += size

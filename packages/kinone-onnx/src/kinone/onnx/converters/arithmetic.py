@@ -10,7 +10,17 @@ from kinone.autograd.ops.matmul import MatMul
 from ..graph import Call, GraphBuilder
 from ..registry import converter
 
-_SAME_NAME = {Add: "Add", Sub: "Sub", Mul: "Mul", Div: "Div", Pow: "Pow", Neg: "Neg", Maximum: "Max", Minimum: "Min", Where: "Where"}
+_SAME_NAME = {
+    Add: "Add",
+    Sub: "Sub",
+    Mul: "Mul",
+    Div: "Div",
+    Pow: "Pow",
+    Neg: "Neg",
+    Maximum: "Max",
+    Minimum: "Min",
+    Where: "Where",
+}
 
 
 @converter(*_SAME_NAME)

@@ -12,7 +12,16 @@ from kinone.nn.functional.activation import GELU, Erf, SiLU
 from ..graph import Call, GraphBuilder, tensor_type
 from ..registry import converter
 
-_SAME_NAME = {Exp: "Exp", Log: "Log", Sqrt: "Sqrt", Tanh: "Tanh", Sigmoid: "Sigmoid", ReLU: "Relu", Abs: "Abs", Erf: "Erf"}
+_SAME_NAME = {
+    Exp: "Exp",
+    Log: "Log",
+    Sqrt: "Sqrt",
+    Tanh: "Tanh",
+    Sigmoid: "Sigmoid",
+    ReLU: "Relu",
+    Abs: "Abs",
+    Erf: "Erf",
+}
 
 
 @converter(*_SAME_NAME)
@@ -23,7 +32,9 @@ def unary(g: GraphBuilder, call: Call):
 @converter(Clip)
 def clip(g: GraphBuilder, call: Call):
     """Clip takes its bounds as optional inputs ("" for an absent one) of x's type."""
-    bounds = [g.constant(call.attrs[k], call.dtype, hint=k) if call.attrs.get(k) is not None else "" for k in ("min", "max")]
+    bounds = [
+        g.constant(call.attrs[k], call.dtype, hint=k) if call.attrs.get(k) is not None else "" for k in ("min", "max")
+    ]
     while bounds and bounds[-1] == "":
         bounds.pop()
     g.node("Clip", [call.inputs[0], *bounds], call.output)
@@ -57,4 +68,3 @@ def gelu(g: GraphBuilder, call: Call):
     erf = g.node("Erf", [g.node("Mul", [x, g.constant(1 / math.sqrt(2), dtype, "inv_sqrt2")])])
     half_cdf = g.node("Mul", [g.node("Add", [erf, g.constant(1, dtype, "one")]), g.constant(0.5, dtype, "half")])
     g.node("Mul", [x, half_cdf], call.output)
-

@@ -4,8 +4,15 @@ no in-place updates, so each writes a new value that later nodes read under the 
 
 from __future__ import annotations
 
-from kinone.autograd.ops.inplace import (AddInPlace, ClampInPlace, CopyInPlace, DivInPlace, FillInPlace,
-                                         MulInPlace, RandomInPlace)
+from kinone.autograd.ops.inplace import (
+    AddInPlace,
+    ClampInPlace,
+    CopyInPlace,
+    DivInPlace,
+    FillInPlace,
+    MulInPlace,
+    RandomInPlace,
+)
 
 from ..graph import Call, GraphBuilder, tensor_type
 from ..registry import converter, training_only
@@ -34,7 +41,9 @@ def mul_div(g: GraphBuilder, call: Call):
 
 @converter(ClampInPlace)
 def clamp(g: GraphBuilder, call: Call):
-    bounds = [g.constant(call.attrs[k], call.dtype, hint=k) if call.attrs.get(k) is not None else "" for k in ("min", "max")]
+    bounds = [
+        g.constant(call.attrs[k], call.dtype, hint=k) if call.attrs.get(k) is not None else "" for k in ("min", "max")
+    ]
     while bounds and bounds[-1] == "":
         bounds.pop()
     g.node("Clip", [call.inputs[0], *bounds], call.output)
@@ -55,4 +64,6 @@ def fill(g: GraphBuilder, call: Call):
     g.node("Cast", [g.node("Expand", [value, g.node("Shape", [y])])], call.output, to=tensor_type(call.dtype))
 
 
-training_only(RandomInPlace, "uniform_ and normal_ draw new values: an initializer's tool, not part of a model's forward")
+training_only(
+    RandomInPlace, "uniform_ and normal_ draw new values: an initializer's tool, not part of a model's forward"
+)

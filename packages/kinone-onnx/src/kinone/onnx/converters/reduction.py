@@ -32,8 +32,13 @@ def var(g: GraphBuilder, call: Call):
     centered = g.node("Sub", [x, mean])
     total = g.reduce("ReduceSum", g.node("Mul", [centered, centered]), axes, keepdim)
     # The count of reduced elements, from the shapes at run time (the batch may be reduced).
-    count = g.node("Div", [g.node("Cast", [g.node("Size", [x])], to=tensor_type(dtype)),
-                           g.node("Cast", [g.node("Size", [mean])], to=tensor_type(dtype))])
+    count = g.node(
+        "Div",
+        [
+            g.node("Cast", [g.node("Size", [x])], to=tensor_type(dtype)),
+            g.node("Cast", [g.node("Size", [mean])], to=tensor_type(dtype)),
+        ],
+    )
     denominator = g.node("Sub", [count, g.constant(call.attrs.get("correction", 1), dtype, "correction")])
     g.node("Div", [total, denominator], call.output)
 

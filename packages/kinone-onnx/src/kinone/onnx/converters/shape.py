@@ -94,7 +94,10 @@ def getitem(g: GraphBuilder, call: Call):
     Unsqueeze for the Nones. Integer- and boolean-array indices are not supported."""
     (x,), (shape,) = call.inputs, call.input_shapes
     parts = call.attrs["index"] if isinstance(call.attrs["index"], tuple) else (call.attrs["index"],)
-    if any(isinstance(p, np.ndarray) or not (p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))) for p in parts):
+    if any(
+        isinstance(p, np.ndarray) or not (p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)))
+        for p in parts
+    ):
         raise call.error(f"only basic indexing (ints, slices, None, ...) can be exported, got index {parts!r}")
     if Ellipsis in parts:
         at = parts.index(Ellipsis)
@@ -118,7 +121,12 @@ def getitem(g: GraphBuilder, call: Call):
             out_pos += 1
         else:
             index = int(part)
-            starts.append(index), ends.append(_INT64_MAX if index == -1 else index + 1), axes.append(dim), steps.append(1)
+            (
+                starts.append(index),
+                ends.append(_INT64_MAX if index == -1 else index + 1),
+                axes.append(dim),
+                steps.append(1),
+            )
             squeezed.append(dim)
         dim += 1
     ops = []  # each op(value, output name or None) -> its output; the last writes call.output

@@ -11,7 +11,6 @@ index first among equal elements, as Kinone's stable sort does).
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
 
 from kinone.autograd.ops.elementwise import Clone
 from kinone.autograd.ops.gather_scatter import Gather, Scatter
@@ -19,16 +18,41 @@ from kinone.autograd.ops.reduction import Cumsum, Norm, Prod, normalize_dims
 from kinone.autograd.ops.shape import Flip, Repeat, Roll
 from kinone.autograd.ops.sorting import ArgMax, ArgMin, Argsort, TopKIndices
 from kinone.autograd.ops.unary_math import (
-    Acos, Asin, Atan, Ceil, Cos, Cosh, Floor, Reciprocal, Round, Rsqrt, Sign, Sin, Sinh, Tan, Trunc,
+    Acos,
+    Asin,
+    Atan,
+    Ceil,
+    Cos,
+    Cosh,
+    Floor,
+    Reciprocal,
+    Round,
+    Rsqrt,
+    Sign,
+    Sin,
+    Sinh,
+    Tan,
+    Trunc,
 )
+from onnx import helper
 
 from ..graph import Call, GraphBuilder, tensor_type
 from ..registry import converter
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-_SAME_NAME = {Sin: "Sin", Cos: "Cos", Tan: "Tan", Asin: "Asin", Acos: "Acos", Atan: "Atan", Sinh: "Sinh",
-              Cosh: "Cosh", Reciprocal: "Reciprocal", Sign: "Sign"}
+_SAME_NAME = {
+    Sin: "Sin",
+    Cos: "Cos",
+    Tan: "Tan",
+    Asin: "Asin",
+    Acos: "Acos",
+    Atan: "Atan",
+    Sinh: "Sinh",
+    Cosh: "Cosh",
+    Reciprocal: "Reciprocal",
+    Sign: "Sign",
+}
 _FLOAT_ONLY = {Floor: "Floor", Ceil: "Ceil"}
 
 
@@ -105,8 +129,11 @@ def _topk(g: GraphBuilder, call: Call, x: str, k: str, axis: int, largest: bool)
     """TopK's indices (its second output) as `call.output`; the values are not used."""
     values = g.fresh(f"{g.scope or 'model'}/TopK_values:0")
     # GraphBuilder.node writes one output; TopK has two, so the node is made here.
-    g.nodes.append(helper.make_node("TopK", [x, k], [values, call.output], name=g._node_name("TopK"),
-                                    axis=axis, largest=int(largest), sorted=1))
+    g.nodes.append(
+        helper.make_node(
+            "TopK", [x, k], [values, call.output], name=g._node_name("TopK"), axis=axis, largest=int(largest), sorted=1
+        )
+    )
 
 
 @converter(Argsort)
@@ -182,8 +209,11 @@ def norm(g: GraphBuilder, call: Call):
     elif p in (np.inf, -np.inf):
         g.reduce("ReduceMax" if p > 0 else "ReduceMin", g.node("Abs", [x]), axes, keepdim, call.output)
     elif p == 0:
-        nonzero = g.node("Cast", [g.node("Not", [g.node("Equal", [x, g.constant(0, call.dtype, "zero")])])],
-                         to=tensor_type(call.dtype))
+        nonzero = g.node(
+            "Cast",
+            [g.node("Not", [g.node("Equal", [x, g.constant(0, call.dtype, "zero")])])],
+            to=tensor_type(call.dtype),
+        )
         g.reduce("ReduceSum", nonzero, axes, keepdim, call.output)
     else:
         powered = g.node("Pow", [g.node("Abs", [x]), g.constant(p, call.dtype, "p")])
@@ -197,8 +227,17 @@ def flip(g: GraphBuilder, call: Call):
     """A Slice with step -1 from the last element past the first, on each flipped axis."""
     dims = [int(d) for d in call.attrs["dims"]]
     count = len(dims)
-    g.node("Slice", [call.inputs[0], g.int64s([-1] * count, "starts"), g.int64s([_INT64_MIN] * count, "ends"),
-                     g.int64s(dims, "axes"), g.int64s([-1] * count, "steps")], call.output)
+    g.node(
+        "Slice",
+        [
+            call.inputs[0],
+            g.int64s([-1] * count, "starts"),
+            g.int64s([_INT64_MIN] * count, "ends"),
+            g.int64s(dims, "axes"),
+            g.int64s([-1] * count, "steps"),
+        ],
+        call.output,
+    )
 
 
 def _roll_axis(g: GraphBuilder, call: Call, x: str, shift: int, axis: int, size: int, probe_size: int) -> str:
@@ -206,8 +245,10 @@ def _roll_axis(g: GraphBuilder, call: Call, x: str, shift: int, axis: int, size:
     the probe's size, or the graph would not hold)."""
     s = shift % size if size else 0
     if size and probe_size and shift % probe_size != s:
-        raise call.error(f"roll by {shift} along a dim of size {size} ({probe_size} at another input size) "
-                         "is not one slice position at every size; export with dynamic_batch=False")
+        raise call.error(
+            f"roll by {shift} along a dim of size {size} ({probe_size} at another input size) "
+            "is not one slice position at every size; export with dynamic_batch=False"
+        )
     if s == 0:
         return x
     tail = g.node("Slice", [x, g.int64s([-s], "starts"), g.int64s([_INT64_MAX], "ends"), g.int64s([axis], "axes")])
