@@ -182,20 +182,41 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     pending = topological_order(root.grad_fn)
     hooked = _HookedLeaves(pending) if _hooked_leaves else None
     grads_in = _GradientBuffers(root.grad_fn, grad, retain_graph)
+    buffers, owned, stored = grads_in.buffers, grads_in.owned, grads_in.stored
     ready = [root.grad_fn]
+    # This loop runs once per node and its inner loop once per edge: calls are kept to the
+    # rare branches (measured: a call per node and per edge cost 7% of the per-op backward).
     while ready:
         node = ready.pop()
-        grads = _run_node(node, grads_in.pop(node))  # steps 2 and 4: every consumer is done
+        node_grad = buffers.pop(node, None)  # step 2: every consumer has added its gradient
+        if node_grad is None:  # none reached it: it still counts as done for its parents
+            grads = (None,) * len(node.edges)
+        else:
+            owned.discard(node)
+            if node.saved_versions is not None:  # step 4
+                _check_saved_versions(node)
+            grads = node.backward(node, node_grad)
+            if type(grads) is not tuple:
+                grads = (grads,)
+            if len(grads) != len(node.edges):
+                raise _gradient_count_error(node, grads)
         for parent, g, shape, dtype in zip(node.edges, grads, node.input_shapes, node.input_dtypes):
             if parent is None:
                 continue
+            is_node = isinstance(parent, Function)
             if g is not None:  # step 3: to the input's shape and dtype, then on
                 if g.shape != shape:
                     g = unbroadcast(g, shape, type(node).__name__)
                 if g.dtype != dtype:
                     g = g.astype(dtype)
-                grads_in.add(parent, g)
-            if isinstance(parent, Function):
+                if not is_node:
+                    grads_in.add_to_leaf(parent, g)
+                elif parent not in buffers:  # the first gradient for that node: kept as it is
+                    buffers[parent] = g
+                    stored.add(id(g))
+                else:
+                    grads_in.add_to_node(parent, g)
+            if is_node:
                 pending[parent] -= 1
                 if pending[parent] == 0:
                     ready.append(parent)
@@ -207,25 +228,15 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     grads_in.accumulate_leaves()
 
 
-def _run_node(node: Function, node_grad):
-    """The node's input gradients: its backward on `node_grad` after the saved-array version
-    check, or a None per input when no gradient reached it (every consumer returned None for
-    it: it still counts as done for its parents, which may receive gradients by other paths)."""
-    if node_grad is None:
-        return (None,) * len(node.edges)
-    versions = node.saved_versions
-    if versions is not None:  # were the arrays it saved changed in place since?
-        for position, counter, version in versions:
-            if counter.value != version:
-                raise modified_error(node, position, version, counter.value)
-    grads = node.backward(node, node_grad)
-    if type(grads) is not tuple:
-        grads = (grads,)
-    if len(grads) != len(node.edges):
-        raise RuntimeError(
-            f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(node.edges)} inputs"
-        )
-    return grads
+def _check_saved_versions(node: Function) -> None:
+    """Raise if an array the node saved was changed in place since its forward."""
+    for position, counter, version in node.saved_versions:
+        if counter.value != version:
+            raise modified_error(node, position, version, counter.value)
+
+
+def _gradient_count_error(node: Function, grads: tuple) -> RuntimeError:
+    return RuntimeError(f"{type(node).__name__}.backward returned {len(grads)} gradients for {len(node.edges)} inputs")
 
 
 class _GradientBuffers:
@@ -252,24 +263,37 @@ class _GradientBuffers:
         self.exclusive: set = set()  # leaves whose gradient in leaf_grads no one else holds
         self.retain_graph = retain_graph
 
-    def pop(self, node: Function):
-        self.owned.discard(node)
-        return self.buffers.pop(node, None)
-
-    def add(self, parent, g) -> None:
-        if not isinstance(parent, Function):
-            _collect_leaf_grad(parent, g, self.leaf_grads, self.exclusive, self.stored, self.retain_graph)
-            return
+    def add_to_node(self, node: Function, g) -> None:
+        """A further gradient for a node that has a buffer: summed, in place once it is ours."""
         buffers = self.buffers
-        if parent not in buffers:
-            buffers[parent] = g
-            self.stored.add(id(g))
-        elif parent in self.owned:
-            buffers[parent] += g
+        if node in self.owned:
+            buffers[node] += g
         else:
-            buffers[parent] = total = buffers[parent] + g
+            buffers[node] = total = buffers[node] + g
             self.stored.add(id(total))
-            self.owned.add(parent)
+            self.owned.add(node)
+
+    def add_to_leaf(self, leaf: Tensor, g) -> None:
+        """Sum `g` into the leaf's gradient of this pass (or into its `.grad` now, if it has one)."""
+        leaf_grads, exclusive, stored = self.leaf_grads, self.exclusive, self.stored
+        if leaf in leaf_grads:
+            if leaf in exclusive:
+                leaf_grads[leaf] += g
+            else:
+                leaf_grads[leaf] = total = leaf_grads[leaf] + g
+                stored.add(id(total))
+                exclusive.add(leaf)
+            return
+        own = not self.retain_graph and id(g) not in stored and owns_writable_memory(g)
+        if leaf.grad is None:
+            if not own:  # copy now, as accumulating at once would: a view must not keep its base alive
+                g = g.astype(leaf.data.dtype, copy=True)
+            leaf_grads[leaf] = g
+            exclusive.add(leaf)
+        else:
+            with _accumulate_lock:
+                _accumulate_leaf(leaf, g, own)
+        stored.add(id(g))
 
     def accumulate_leaf_now(self, leaf: Tensor) -> None:
         """Give `leaf` its sum of this pass at once (its hooks are about to run)."""
@@ -304,25 +328,3 @@ class _HookedLeaves:
             grads_in.accumulate_leaf_now(leaf)
             for hook in list(leaf._post_accumulate_hooks or ()):
                 hook(leaf)
-
-
-def _collect_leaf_grad(leaf: Tensor, g: np.ndarray, leaf_grads: dict, exclusive: set, stored: set, retain_graph: bool):
-    """Sum `g` into the leaf's gradient of this pass (or add it to `.grad` now; see backward)."""
-    if leaf in leaf_grads:
-        if leaf in exclusive:
-            leaf_grads[leaf] += g
-        else:
-            leaf_grads[leaf] = total = leaf_grads[leaf] + g
-            stored.add(id(total))
-            exclusive.add(leaf)
-        return
-    own = not retain_graph and id(g) not in stored and owns_writable_memory(g)
-    if leaf.grad is None:
-        if not own:  # copy now, as accumulating at once would: a view must not keep its base alive
-            g = g.astype(leaf.data.dtype, copy=True)
-        leaf_grads[leaf] = g
-        exclusive.add(leaf)
-    else:
-        with _accumulate_lock:
-            _accumulate_leaf(leaf, g, own)
-    stored.add(id(g))
