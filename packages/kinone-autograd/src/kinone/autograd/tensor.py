@@ -65,6 +65,19 @@ class Size(tuple):
         return f"Size({list(self)})"
 
 
+def parse_to_args(args, device=None, dtype=None):
+    """The arguments of `Tensor.to` and `Module.to` (`to(device)`, `to(dtype)`, `to(device,
+    dtype)`, `to(tensor)`, keywords) -> (Device or None, numpy dtype or None)."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, backend.Device)):
+            device = arg
+        else:
+            dtype = arg
+    return (None if device is None else backend.Device(device)), (None if dtype is None else np.dtype(dtype))
+
+
 class Tensor(InPlaceMethods):
     """An n-dimensional array that records the operations applied to it for backward.
 
@@ -258,18 +271,10 @@ class Tensor(InPlaceMethods):
         """`to(dtype)`, `to(device)`, `to(device, dtype)` or `to(other_tensor)`, as PyTorch: a
         copy on another device, or a cast (both differentiable between floating dtypes);
         `self` when nothing changes."""
-        for arg in args:
-            if isinstance(arg, Tensor):
-                device, dtype = arg.device, arg.dtype
-            elif isinstance(arg, (str, backend.Device)):
-                device = arg
-            else:
-                dtype = arg
+        device, dtype = parse_to_args(args, device, dtype)
         out = self
-        if device is not None:
-            target = backend.Device(device)
-            if target != self.device:
-                out = ToDevice.apply(self, device=target)
+        if device is not None and device != self.device:
+            out = ToDevice.apply(self, device=device)
         return out if dtype is None else out._cast(dtype)
 
     def _cast(self, dtype) -> Tensor:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kinone.autograd import Tensor, backend, increment_version
+from kinone.autograd.tensor import parse_to_args
 
 from .parameter import Parameter
 
@@ -52,18 +53,6 @@ def _as_array(value):
     if isinstance(value, Tensor):
         return value.data
     return value if backend.is_cuda_array(value) else np.asarray(value)
-
-
-def _parse_to_args(args, device, dtype):
-    """`to(device)`, `to(dtype)`, `to(device, dtype)`, `to(tensor)` -> (Device or None, dtype or None)."""
-    for arg in args:
-        if isinstance(arg, Tensor):
-            device, dtype = arg.device, arg.dtype
-        elif isinstance(arg, (str, backend.Device)):
-            device = arg
-        else:
-            dtype = arg
-    return (None if device is None else backend.Device(device)), (None if dtype is None else np.dtype(dtype))
 
 
 class Module:
@@ -283,7 +272,7 @@ class Module:
         before can no longer backward). On a move, gradients move with their parameters; a
         cast drops them (they would have the old dtype). Returns self.
         """
-        device, dtype = _parse_to_args(args, device, dtype)
+        device, dtype = parse_to_args(args, device, dtype)
         for t in itertools.chain(self.parameters(), self.buffers()):
             moved = device is not None and t.device != device
             if moved:

@@ -11,7 +11,7 @@ Nothing here computes: every name is Kinone's own object (`torch.nn` *is* `kinon
 `torch.Tensor` *is* `kinone.autograd.Tensor`), re-exported under the name PyTorch gives it.
 The top level holds everything `kinone.autograd` exports (tensor creation, the math
 functions, dtypes, grad modes, `manual_seed`, `device`), plus `save`/`load` (`.npz`, no
-pickle), `Size`, `is_tensor`, `numel` and the submodules. What does not follow PyTorch is
+pickle) and the submodules (`Size`, `is_tensor` and `numel` come with kinone.autograd). What does not follow PyTorch is
 listed in this package's README ("What differs"); the main one: `Tensor.data` is the NumPy
 (or CuPy) array itself, not a Tensor.
 """
@@ -23,7 +23,6 @@ import sys as _sys
 import kinone.autograd as _autograd
 from kinone import nn, optim
 from kinone.autograd import *  # noqa: F403 - the torch namespace is kinone.autograd's
-from kinone.autograd import Tensor
 from kinone.nn import functional as _functional
 from kinone.optim import lr_scheduler as _lr_scheduler
 
@@ -51,36 +50,15 @@ for _name in nn.modules.__all__:  # `torch.nn.modules.rnn.LSTM`, as PyTorch's sa
     _sys.modules.setdefault(f"{__name__}.nn.modules.{_name}", getattr(nn.modules, _name))
 
 
-class Size(tuple):
-    """`tensor.shape` as PyTorch names it: a tuple of ints."""
-
-    def numel(self) -> int:
-        total = 1
-        for size in self:
-            total *= size
-        return total
-
-
-def is_tensor(obj) -> bool:
-    return isinstance(obj, Tensor)
-
-
-def numel(tensor: Tensor) -> int:
-    return int(tensor.data.size)
-
-
 __all__ = sorted(
     {
         *_autograd.__all__,
-        "Size",
         "accelerator",
         "autograd",
         "backends",
         "cuda",
-        "is_tensor",
         "load",
         "nn",
-        "numel",
         "onnx",
         "optim",
         "save",
